@@ -1,0 +1,1 @@
+#include "acme/serial_registry.h"

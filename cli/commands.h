@@ -1,0 +1,17 @@
+// The subcommands of the `e2eid` binary. Each takes its arguments (after the command name) and
+// returns the process exit code; errors are printed to stderr as "e2eid <command>: <detail>".
+#ifndef E2EID_CLI_COMMANDS_H_
+#define E2EID_CLI_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+namespace e2eid::cli {
+
+// Exit codes: 0 success, 1 the command failed, 2 usage error.
+int RunInit(const std::vector<std::string>& args);
+int RunServe(const std::vector<std::string>& args);
+
+}  // namespace e2eid::cli
+
+#endif  // E2EID_CLI_COMMANDS_H_

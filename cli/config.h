@@ -1,0 +1,71 @@
+// The service configuration: a TOML file (config/e2eid.example.toml documents every key), where
+// every key can be overridden by an environment variable E2EID_<SECTION>_<KEY> (upper case, e.g.
+// E2EID_SERVER_LISTEN, E2EID_VALIDITY_MAX).
+//
+// Loading is strict: an unknown section or key, a value of the wrong type, or a value out of range
+// stops the start with an error that names the file (or the environment variable), the key and the
+// reason. Relative paths are resolved against the directory of the configuration file.
+#ifndef E2EID_CLI_CONFIG_H_
+#define E2EID_CLI_CONFIG_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ca/profile.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace e2eid::cli {
+
+struct Config {
+  std::string source;  // the file it was read from
+
+  struct Server {
+    std::string listen = "127.0.0.1:8443";  // host:port; [v6]:port for IPv6
+    std::string external_url;               // base URL clients use; default https://<listen>
+    bool tls = true;                        // false only behind a TLS-terminating proxy
+    std::string tls_cert_file;  // PEM chain; empty: the service issues its own from the CA
+    std::string tls_key_file;
+    std::vector<std::string> tls_names = {"localhost"};  // names in the self-issued certificate
+    int64_t threads = 0;                                 // 0: one per core
+    int64_t max_body_bytes = 64 * 1024;
+    int64_t max_header_bytes = 8 * 1024;
+    std::chrono::seconds read_timeout{30};
+    std::chrono::seconds idle_timeout{60};
+    std::chrono::seconds drain_timeout{10};
+  } server;
+
+  struct Ca {
+    std::string dir = "ca";
+    std::string passphrase_file;  // empty: the keys are not encrypted
+  } ca;
+
+  struct Store {
+    std::string path = "e2eid.db";
+  } store;
+
+  ca::ValidityPolicy validity;
+
+  struct Log {
+    LogLevel level = LogLevel::kInfo;
+  } log;
+};
+
+// Looks up an environment variable; returns nullopt when unset. Tests pass their own.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup ProcessEnvironment();
+
+// Reads `path` and applies overrides from `env`. Errors: kNotFound for a missing file, kConfig with
+// "<file>: <key>: <reason>" (or "environment E2EID_X_Y: <reason>") for everything else.
+Result<Config> LoadConfig(const std::string& path, const EnvLookup& env);
+
+// Parses "90s", "15m", "24h", "7d" or a bare number of seconds. Errors: kConfig.
+Result<std::chrono::seconds> ParseDuration(std::string_view text);
+
+}  // namespace e2eid::cli
+
+#endif  // E2EID_CLI_CONFIG_H_

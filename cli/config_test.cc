@@ -1,0 +1,124 @@
+#include "cli/config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/file.h"
+#include "tests/test_util.h"
+
+namespace e2eid::cli {
+namespace {
+
+using testing::TempDir;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  Result<Config> Load(const std::string& text) {
+    const std::string path = tmp_ / "e2eid.toml";
+    EXPECT_TRUE(WriteFileAtomic(path, text, 0600));
+    return LoadConfig(path, [this](const std::string& n) -> std::optional<std::string> {
+      auto it = env_.find(n);
+      if (it == env_.end()) return std::nullopt;
+      return it->second;
+    });
+  }
+  TempDir tmp_;
+  std::map<std::string, std::string> env_;
+};
+
+TEST_F(ConfigTest, TheShippedExampleLoadsWithDefaults) {
+  auto c = LoadConfig(std::string(E2EID_SOURCE_DIR) + "/config/e2eid.example.toml",
+                      [](const std::string&) { return std::nullopt; });
+  ASSERT_TRUE(c) << c.error().detail();
+  EXPECT_EQ(c->server.listen, "127.0.0.1:8443");
+  EXPECT_EQ(c->server.external_url, "https://127.0.0.1:8443");
+  EXPECT_EQ(c->validity.max_validity, std::chrono::hours(24 * 7));
+  EXPECT_EQ(c->ca.dir, std::string(E2EID_SOURCE_DIR) + "/config/ca");
+}
+
+TEST_F(ConfigTest, ValuesAndEnvironmentOverrides) {
+  env_["E2EID_SERVER_LISTEN"] = "0.0.0.0:9443";
+  env_["E2EID_VALIDITY_MAX"] = "3d";
+  auto c = Load(R"(
+[server]
+listen = "127.0.0.1:1"
+external_url = "https://ca.example.com/"
+threads = 4
+tls_names = ["localhost", "ca.internal"]
+[validity]
+default = "12h"
+min = 300
+[log]
+level = "debug"
+[store]
+path = "data/e2eid.db"
+)");
+  ASSERT_TRUE(c) << c.error().detail();
+  EXPECT_EQ(c->server.listen, "0.0.0.0:9443");
+  EXPECT_EQ(c->server.external_url, "https://ca.example.com");
+  EXPECT_EQ(c->server.threads, 4);
+  EXPECT_EQ(c->server.tls_names, (std::vector<std::string>{"localhost", "ca.internal"}));
+  EXPECT_EQ(c->validity.default_validity, std::chrono::hours(12));
+  EXPECT_EQ(c->validity.max_validity, std::chrono::hours(72));
+  EXPECT_EQ(c->validity.min_validity, std::chrono::minutes(5));
+  EXPECT_EQ(c->log.level, LogLevel::kDebug);
+  EXPECT_EQ(c->store.path, tmp_ / "data/e2eid.db");
+}
+
+TEST_F(ConfigTest, ErrorsNameFileKeyAndReason) {
+  const std::string file = tmp_ / "e2eid.toml";
+  struct Case {
+    const char* text;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {"[server]\nlisten = 8443\n", file + ": server.listen: expected a string"},
+      {"[server]\nlisen = \"x:1\"\n", file + ": server.lisen: unknown key"},
+      {"[srever]\nlisten = \"x:1\"\n", file + ": srever.listen: unknown key"},
+      {"[server]\nthreads = \"four\"\n", file + ": server.threads: expected an integer"},
+      {"[server]\nthreads = 100000\n", file + ": server.threads: must be between 0 and 256"},
+      {"[server]\ntls = \"yes\"\n", file + ": server.tls: expected a boolean"},
+      {"[validity]\nmax = \"7 days\"\n", file + ": validity.max: invalid duration '7 days'"},
+      {"[validity]\ndefault = \"30d\"\n", file + ": validity: default validity is longer"},
+      {"[log]\nlevel = \"loud\"\n", file + ": log.level: unknown log level 'loud'"},
+      {"listen = \"x:1\"\n", file + ": listen: expected a [listen] section"},
+      {"[server]\nlisten = \n", file + ":2:"},
+      {"[server]\nexternal_url = \"ftp://x\"\n", file + ": server.external_url: must start with"},
+      {"[server]\ntls_cert_file = \"a.pem\"\n",
+       file + ": server.tls_cert_file and server.tls_key_file"},
+  };
+  for (const auto& c : cases) {
+    auto r = Load(c.text);
+    ASSERT_FALSE(r) << c.text;
+    EXPECT_EQ(r.error().code(), ErrorCode::kConfig);
+    EXPECT_EQ(r.error().detail().rfind(c.expected, 0), 0u)
+        << "got: " << r.error().detail() << "\nwant prefix: " << c.expected;
+  }
+}
+
+TEST_F(ConfigTest, BadEnvironmentValueNamesTheVariable) {
+  env_["E2EID_SERVER_THREADS"] = "many";
+  auto r = Load("");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().detail(),
+            "environment E2EID_SERVER_THREADS: expected an integer, got 'many'");
+}
+
+TEST_F(ConfigTest, MissingFile) {
+  auto r = LoadConfig(tmp_ / "absent.toml", [](const std::string&) { return std::nullopt; });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+}
+
+TEST(DurationTest, Units) {
+  EXPECT_EQ(*ParseDuration("90s"), std::chrono::seconds(90));
+  EXPECT_EQ(*ParseDuration("15m"), std::chrono::minutes(15));
+  EXPECT_EQ(*ParseDuration("7d"), std::chrono::hours(168));
+  EXPECT_EQ(*ParseDuration("42"), std::chrono::seconds(42));
+  for (const char* bad : {"", "h", "-5s", "5x", "1.5h", " 5s"})
+    EXPECT_FALSE(ParseDuration(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace e2eid::cli

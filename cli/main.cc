@@ -1,0 +1,41 @@
+// The `e2eid` binary: dispatches to the subcommands in cli/commands.h.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "Usage: e2eid COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  init      create the root and intermediate CA\n"
+    "  serve     run the CA service\n"
+    "  version   print the version\n"
+    "\n"
+    "Run 'e2eid COMMAND --help' for a command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "init") return e2eid::cli::RunInit(args);
+  if (command == "serve") return e2eid::cli::RunServe(args);
+  if (command == "version" || command == "--version") {
+    std::printf("e2eid %s\n", E2EID_VERSION);
+    return 0;
+  }
+  if (command == "help" || command == "--help" || command == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "e2eid: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+  return 2;
+}

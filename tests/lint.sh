@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Style and static checks: clang-format on every C++ file, clang-tidy (.clang-tidy) on our sources.
+#   tests/lint.sh               both
+#   tests/lint.sh --format-only clang-format only (fast; tests/run.sh runs this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.h' '*.cc' | grep -v '/testdata/' || true)
+[ ${#files[@]} -eq 0 ] && exit 0
+
+if ! clang-format --dry-run --Werror "${files[@]}" 2>/tmp/e2eid-format.log; then
+  echo "clang-format: these files need formatting (run: clang-format -i FILE):" >&2
+  grep -o '^[^:]*:' /tmp/e2eid-format.log | sort -u >&2
+  exit 1
+fi
+echo "clang-format: ${#files[@]} files OK"
+
+[ "${1:-}" = "--format-only" ] && exit 0
+
+db=build/dev/compile_commands.json
+[ -f "$db" ] || cmake --preset dev >/dev/null
+mapfile -t sources < <(printf '%s\n' "${files[@]}" | grep '\.cc$')
+clang-tidy -p build/dev --quiet "${sources[@]}" 2>/dev/null
+echo "clang-tidy: ${#sources[@]} files OK"

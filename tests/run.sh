@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every e2eid test: installs missing Debian packages, configures and builds the `dev` preset
+# (Debug + ASan/UBSan), checks formatting, then runs all unit and integration tests with CTest.
+# Exits non-zero on any failure.
+#
+#   tests/run.sh            everything
+#   tests/run.sh -R Store   only tests matching a CTest regex
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Test peers (real independent implementations) used by the integration tests.
+export E2EID_EXTRA_PACKAGES="${E2EID_EXTRA_PACKAGES:-}"
+bash tests/deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake --preset dev >/dev/null
+cmake --build --preset dev -j "$jobs"
+bash tests/lint.sh --format-only
+ctest --preset dev -j "$jobs" "$@"
