@@ -408,7 +408,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     for (auto& [name, value] : response.headers) {
       if (!IsValidHeaderName(name) || !IsValidHeaderValue(value)) {
         LogWarn("dropping an invalid response header",
-                {{"request_id", info_.request_id}, {"header", DumpJson(Json(name))}});
+                {{"request_id", info_.request_id}, {"header", name}});
         continue;
       }
       if (EqualsIgnoreCase(name, "content-length")) {
@@ -464,10 +464,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       Close();
       return;
     }
-    if (!keep_alive_ || server_.stopping.load()) {
+    if (!keep_alive_) {
       GracefulClose();
       return;
     }
+    // Kept alive; when the server is stopping, DoReadHeader closes the now idle connection.
     DoReadHeader();
   }
 

@@ -8,7 +8,6 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read_until.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -125,22 +124,25 @@ class TestClient {
     return result;
   }
 
-  // Reads up to and including the next empty line, e.g. an interim "100 Continue" response.
+  // Reads up to and including the next empty line, e.g. an interim "100 Continue" response;
+  // bytes after it stay buffered for the next Read().
   beast::error_code ReadHeaderBlock(std::string* out) {
     beast::error_code result;
-    size_t n = 0;
-    Lowest().expires_after(kClientTimeout);
-    WithStream([&](auto& s) {
-      net::async_read_until(s, buffer_, "\r\n\r\n", [&](beast::error_code ec, size_t len) {
-        result = ec;
-        n = len;
+    size_t end = std::string::npos;
+    while (!result &&
+           (end = beast::buffers_to_string(buffer_.data()).find("\r\n\r\n")) == std::string::npos) {
+      Lowest().expires_after(kClientTimeout);
+      WithStream([&](auto& s) {
+        s.async_read_some(buffer_.prepare(4096), [&](beast::error_code ec, size_t n) {
+          buffer_.commit(n);
+          result = ec;
+        });
       });
-    });
-    Run();
-    if (!result) {
-      *out = beast::buffers_to_string(buffer_.data()).substr(0, n);
-      buffer_.consume(n);
+      Run();
     }
+    if (result) return result;
+    *out = beast::buffers_to_string(buffer_.data()).substr(0, end + 4);
+    buffer_.consume(end + 4);
     return result;
   }
 

@@ -164,12 +164,12 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
     LogError("route handler threw", {{"route", chosen->method + " " + chosen->pattern},
                                      {"what", e.what()},
                                      {"request_id", request.request_id}});
-    return ProblemResponse(Error::Internal("route handler threw"));
+    return ProblemResponse(Error::Internal("route handler threw"), request.request_id);
   } catch (...) {
     LogError("route handler threw", {{"route", chosen->method + " " + chosen->pattern},
                                      {"what", "non-standard exception"},
                                      {"request_id", request.request_id}});
-    return ProblemResponse(Error::Internal("route handler threw"));
+    return ProblemResponse(Error::Internal("route handler threw"), request.request_id);
   }
   if (chosen == best_head && best == nullptr) {
     response.SetHeader("Content-Length", std::to_string(response.body.size()));

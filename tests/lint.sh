@@ -20,5 +20,6 @@ echo "clang-format: ${#files[@]} files OK"
 db=build/dev/compile_commands.json
 [ -f "$db" ] || cmake --preset dev >/dev/null
 mapfile -t sources < <(printf '%s\n' "${files[@]}" | grep '\.cc$')
-clang-tidy -p build/dev --quiet "${sources[@]}" 2>/dev/null
+tidy=$(command -v clang-tidy-19 || command -v clang-tidy)
+printf "%s\n" "${sources[@]}" | xargs -P "$(nproc)" -n 4 "$tidy" -p build/dev --quiet 2>/dev/null
 echo "clang-tidy: ${#sources[@]} files OK"
