@@ -151,8 +151,11 @@ Result<crypto::GeneralNamePtr> MakeGeneralName(int type, std::string_view value)
 Status AddGeneralNames(GENERAL_NAMES* names, int type, const std::vector<std::string>& values) {
   for (const auto& v : values) {
     E2EID_TRY(gn, MakeGeneralName(type, v));
-    if (sk_GENERAL_NAME_push(names, gn.get()) == 0) return Fail(OpenSslError("push"));
-    gn.release();
+    GENERAL_NAME* raw = gn.release();
+    if (sk_GENERAL_NAME_push(names, raw) == 0) {
+      GENERAL_NAME_free(raw);
+      return Fail(OpenSslError("sk_GENERAL_NAME_push"));
+    }
   }
   return Ok();
 }
@@ -207,8 +210,11 @@ Status AddCrlDistributionPoint(X509* cert, std::string_view url) {
   point->distpoint->name.fullname = GENERAL_NAMES_new();
   if (point->distpoint->name.fullname == nullptr) return Fail(OpenSslError("GENERAL_NAMES_new"));
   E2EID_CHECK_OK(AddGeneralNames(point->distpoint->name.fullname, GEN_URI, {std::string(url)}));
-  if (sk_DIST_POINT_push(points.get(), point.get()) == 0) return Fail(OpenSslError("push"));
-  point.release();
+  DIST_POINT* raw = point.release();
+  if (sk_DIST_POINT_push(points.get(), raw) == 0) {
+    DIST_POINT_free(raw);
+    return Fail(OpenSslError("sk_DIST_POINT_push"));
+  }
   return AddExtension(cert, NID_crl_distribution_points, false, points.get());
 }
 
@@ -225,8 +231,11 @@ Status AddAuthorityInfoAccess(X509* cert, std::string_view ocsp_url,
     E2EID_TRY(gn, MakeGeneralName(GEN_URI, url));
     GENERAL_NAME_free(ad->location);
     ad->location = gn.release();
-    if (sk_ACCESS_DESCRIPTION_push(aia.get(), ad.get()) == 0) return Fail(OpenSslError("push"));
-    ad.release();
+    ACCESS_DESCRIPTION* raw = ad.release();
+    if (sk_ACCESS_DESCRIPTION_push(aia.get(), raw) == 0) {
+      ACCESS_DESCRIPTION_free(raw);
+      return Fail(OpenSslError("sk_ACCESS_DESCRIPTION_push"));
+    }
     return Ok();
   };
   E2EID_CHECK_OK(add(NID_ad_OCSP, ocsp_url));

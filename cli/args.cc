@@ -11,7 +11,7 @@ Result<Args> Args::Parse(const std::string& command, const std::vector<OptionSpe
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
     if (a == "--") {
-      args.positional_.insert(args.positional_.end(), argv.begin() + i + 1, argv.end());
+      for (size_t j = i + 1; j < argv.size(); ++j) args.positional_.push_back(argv[j]);
       break;
     }
     if (a.rfind("--", 0) != 0) {

@@ -199,7 +199,7 @@ const std::vector<Key>& Keys() {
       MakeDuration("validity", "backdate",
                    [](Config& c, std::chrono::seconds v) { c.validity.backdate = v; }),
       MakeString("log", "level",
-                 [](Config& c, std::string v) -> Status {
+                 [](Config& c, const std::string& v) -> Status {
                    auto level = ParseLogLevel(v);
                    if (!level) return Fail(Error::Config(level.error().detail()));
                    c.log.level = *level;

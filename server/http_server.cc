@@ -59,6 +59,10 @@ constexpr std::string_view kServerOwnedHeaders[] = {
     "content-length", "transfer-encoding", "connection", "keep-alive", "server",
     "date",           "x-request-id"};
 
+// Asio's error_code overloads also return the code; for best-effort cleanup it is ignored on
+// purpose.
+void IgnoreError(const beast::error_code& /*ec*/) {}
+
 // Beast 1.74 uses boost::string_view, which does not convert to std::string_view.
 std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
 
@@ -483,8 +487,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
           [self = this->shared_from_this()](beast::error_code) { self->Close(); });
     } else {
       beast::error_code ec;
-      Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
-      if (ec) {
+      if (Lowest().socket().shutdown(tcp::socket::shutdown_send, ec)) {
         Close();
         return;
       }
@@ -509,8 +512,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void Close() {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
-    beast::error_code ec;
-    Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    beast::error_code ignored;
+    IgnoreError(Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored));
     Lowest().close();
   }
 
@@ -581,7 +584,7 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
   }
   if (stopping.load()) {
     beast::error_code ignored;
-    socket.close(ignored);
+    IgnoreError(socket.close(ignored));
     return;
   }
   size_t open = 0;
@@ -596,8 +599,8 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
     LogWarn("connection limit reached, closing a new connection",
             {{"remote", remote}, {"max_connections", options.max_connections}});
     beast::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-    socket.close(ignored);
+    IgnoreError(socket.shutdown(tcp::socket::shutdown_both, ignored));
+    IgnoreError(socket.close(ignored));
   } else if (tls.has_value()) {
     StartSession<beast::ssl_stream<beast::tcp_stream>>(std::move(remote), std::move(socket), *tls);
   } else {
@@ -646,10 +649,12 @@ Result<ssl::context> MakeTlsContext(const TlsOptions& options) {
     return Fail(Error::Crypto("TLS: setting the key exchange groups failed"));
   }
   beast::error_code ec;
-  ctx->use_certificate_chain(net::buffer(options.cert_chain_pem), ec);
-  if (ec) return Fail(Error::Config("TLS certificate chain PEM is unusable: " + ec.message()));
-  ctx->use_private_key(net::buffer(options.key_pem), ssl::context::pem, ec);
-  if (ec) return Fail(Error::Config("TLS private key PEM is unusable: " + ec.message()));
+  if (ctx->use_certificate_chain(net::buffer(options.cert_chain_pem), ec)) {
+    return Fail(Error::Config("TLS certificate chain PEM is unusable: " + ec.message()));
+  }
+  if (ctx->use_private_key(net::buffer(options.key_pem), ssl::context::pem, ec)) {
+    return Fail(Error::Config("TLS private key PEM is unusable: " + ec.message()));
+  }
   if (SSL_CTX_check_private_key(native) != 1) {
     return Fail(Error::Config("TLS private key does not match the leaf certificate"));
   }
@@ -706,17 +711,15 @@ Status HttpServer::Start() {
   tcp::acceptor& acceptor = s.acceptor.emplace(net::make_strand(s.ioc));
   const auto fail = [&](std::string_view step) {
     beast::error_code ignored;
-    acceptor.close(ignored);
+    IgnoreError(acceptor.close(ignored));
     return Fail(Error::Io("HTTP server: " + std::string(step) + " " + where + ": " + ec.message()));
   };
-  acceptor.open(endpoint.protocol(), ec);
-  if (ec) return fail("opening a socket for");
-  acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (ec) return fail("setting SO_REUSEADDR for");
-  acceptor.bind(endpoint, ec);
-  if (ec) return fail("binding");
-  acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return fail("listening on");
+  if (acceptor.open(endpoint.protocol(), ec)) return fail("opening a socket for");
+  if (acceptor.set_option(net::socket_base::reuse_address(true), ec)) {
+    return fail("setting SO_REUSEADDR for");
+  }
+  if (acceptor.bind(endpoint, ec)) return fail("binding");
+  if (acceptor.listen(net::socket_base::max_listen_connections, ec)) return fail("listening on");
   const tcp::endpoint local = acceptor.local_endpoint(ec);
   if (ec) return fail("reading the bound port of");
   s.port.store(local.port());
@@ -769,7 +772,7 @@ void HttpServer::Stop() {
   s.stopping.store(true);
   net::post(s.acceptor->get_executor(), [&s] {
     beast::error_code ignored;
-    s.acceptor->close(ignored);
+    IgnoreError(s.acceptor->close(ignored));
   });
   for (const auto& session : s.SnapshotSessions()) session->BeginShutdown();
   bool drained;

@@ -70,8 +70,7 @@ class TestClient {
     EXPECT_EQ(SSL_CTX_set_min_proto_version(native, tls->min_version), 1);
     EXPECT_EQ(SSL_CTX_set_max_proto_version(native, tls->max_version), 1);
     beast::error_code ec;
-    ctx_->add_certificate_authority(net::buffer(tls->ca_pem), ec);
-    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_FALSE(ctx_->add_certificate_authority(net::buffer(tls->ca_pem), ec)) << ec.message();
     ctx_->set_verify_mode(ssl::verify_peer);
     tls_.emplace(ioc_, *ctx_);
     tls_->set_verify_callback(ssl::host_name_verification("127.0.0.1"));
@@ -495,9 +494,15 @@ TEST_F(HttpServerTest, GarbageIs400AndClosed) {
     EXPECT_FALSE(res.keep_alive());
     EXPECT_TRUE(ClosedByServer(client.ReadUntilClosed()));
   }
-  // HTTP/1.1 without Host, and a target that is not a path.
-  for (const std::string& bad : {std::string("GET /healthz HTTP/1.1\r\n\r\n"),
-                                 std::string("GET healthz HTTP/1.1\r\nHost: x\r\n\r\n")}) {
+  // HTTP/1.1 without Host, a target that is not a path, and framing that could smuggle a
+  // request (Content-Length with chunked, conflicting Content-Lengths).
+  for (const std::string& bad :
+       {std::string("GET /healthz HTTP/1.1\r\n\r\n"),
+        std::string("GET healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+        std::string("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        std::string("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                    "Content-Length: 2\r\n\r\nab")}) {
     TestClient client(server->port());
     ASSERT_FALSE(client.Connect());
     ASSERT_FALSE(client.WriteRaw(bad));
@@ -686,6 +691,19 @@ TEST_F(HttpServerTest, GracefulStopFinishesInFlightRequests) {
   EXPECT_EQ(late.Connect(), net::error::connection_refused);
   server->Wait();  // returns: already stopped
   server->Stop();  // idempotent
+}
+
+TEST_F(HttpServerTest, DrainTimeoutClosesStragglers) {
+  HttpServer::Options options = Plain();
+  options.read_timeout = std::chrono::seconds(600);  // the straggler would otherwise stay
+  options.drain_timeout = std::chrono::seconds(0);
+  auto server = StartServer(options);
+  TestClient straggler(server->port());
+  ASSERT_FALSE(straggler.Connect());
+  ASSERT_FALSE(straggler.WriteRaw("GET /healthz HTTP/1.1\r\nHost: x\r\n"));  // incomplete
+  server->Stop();
+  EXPECT_TRUE(ClosedByServer(straggler.ReadUntilClosed()));
+  EXPECT_EQ(server->active_connections(), 0u);
 }
 
 TEST_F(HttpServerTest, SixteenConcurrentClientsFiftyRequestsEach) {

@@ -56,8 +56,10 @@ StopOnTerminationSignal::~StopOnTerminationSignal() {
   // signal_set is not thread-safe: cancel on the watching thread. When the signal already came,
   // run() has returned and the posted cancel never runs, which is fine.
   boost::asio::post(impl_->ioc, [impl = impl_.get()] {
-    boost::system::error_code ignored;
-    impl->signals.cancel(ignored);
+    boost::system::error_code ec;
+    if (impl->signals.cancel(ec)) {
+      LogDebug("cancelling the termination signal watcher failed", {{"error", ec.message()}});
+    }
   });
   impl_->thread.join();
 }

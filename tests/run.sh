@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every e2eid test: installs missing Debian packages, configures and builds the `dev` preset
-# (Debug + ASan/UBSan), checks formatting, then runs all unit and integration tests with CTest.
+# (Debug + ASan/UBSan), runs clang-format and clang-tidy, then all unit and integration tests with
+# CTest.
 # Exits non-zero on any failure.
 #
 #   tests/run.sh            everything
@@ -15,5 +16,5 @@ bash tests/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$jobs"
-bash tests/lint.sh --format-only
+bash tests/lint.sh
 ctest --preset dev -j "$jobs" "$@"

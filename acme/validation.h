@@ -1,0 +1,45 @@
+// Challenge validation seam between the ACME engine and the code that reaches out to clients.
+//
+// The engine never validates on an HTTP I/O thread: when a client POSTs to a challenge, the engine
+// marks it "processing", hands a job to its JobRunner and answers at once; the job calls a
+// ChallengeValidator and records the outcome in the store. Validators for the identity challenges
+// (wire-oidc-01, wire-dpop-01) are synchronous checks of posted tokens and implement the same
+// interface.
+#ifndef E2EID_ACME_VALIDATION_H_
+#define E2EID_ACME_VALIDATION_H_
+
+#include <functional>
+#include <string>
+
+#include "core/error.h"
+#include "core/json.h"
+
+namespace e2eid::acme {
+
+// Runs a job later on a thread that may block (server::WorkQueue::Post in production; tests may run
+// it inline). Errors: kUnavailable when the queue is full or shutting down.
+using JobRunner = std::function<Status(std::function<void()> job)>;
+
+struct ValidationRequest {
+  std::string challenge_type;     // "http-01", "tls-alpn-01", ...
+  std::string identifier_type;    // "dns"
+  std::string identifier_value;   // e.g. "host.example.com"
+  std::string token;              // the challenge token
+  std::string key_authorization;  // token "." base64url(JWK thumbprint of the account key)
+  Json payload;                   // the client's challenge response body (identity challenges)
+  std::string challenge_url;      // this challenge's URL (identity challenges bind to it)
+};
+
+// Validates one challenge. May block (network I/O); must be thread-safe.
+class ChallengeValidator {
+ public:
+  virtual ~ChallengeValidator() = default;
+  // Ok when the client proved control. Errors use the RFC 8555 types that a client should see
+  // in the challenge's "error": kConnection (could not connect / timeout), kDns (name did not
+  // resolve), kIncorrectResponse (reached, but wrong content), kUnauthorized, kTls, kMalformed.
+  virtual Status Validate(const ValidationRequest& request) = 0;
+};
+
+}  // namespace e2eid::acme
+
+#endif  // E2EID_ACME_VALIDATION_H_
