@@ -15,14 +15,15 @@ std::string HexWithoutLeadingZeros(std::span<const uint8_t> magnitude) {
 Result<AriCertId> ParseAriCertId(std::string_view text) {
   const size_t dot = text.find('.');
   if (dot == std::string_view::npos || text.find('.', dot + 1) != std::string_view::npos) {
-    return Fail(Error::Malformed(
-        "certificate identifier must be base64url(AKI) '.' base64url(serial)"));
+    return Fail(
+        Error::Malformed("certificate identifier must be base64url(AKI) '.' base64url(serial)"));
   }
   auto aki = Base64UrlDecode(text.substr(0, dot));
   auto serial = Base64UrlDecode(text.substr(dot + 1));
   if (!aki || aki->empty()) {
-    return Fail(Error::Malformed("certificate identifier: the key identifier part is not "
-                                 "non-empty base64url"));
+    return Fail(
+        Error::Malformed("certificate identifier: the key identifier part is not "
+                         "non-empty base64url"));
   }
   if (!serial || serial->empty()) {
     return Fail(

@@ -91,7 +91,8 @@ Status Audit(Transaction& tx, TimePoint now, std::string actor, std::string acti
 
 // Maps a store kNotFound to a client-facing kNotFound naming the resource; passes others through.
 Error NotFoundAs(Error e, std::string_view what) {
-  if (e.code() == ErrorCode::kNotFound) return Error::NotFound(std::string(what) + " does not exist");
+  if (e.code() == ErrorCode::kNotFound)
+    return Error::NotFound(std::string(what) + " does not exist");
   return e;
 }
 
@@ -101,8 +102,8 @@ Result<Json> ParseContacts(const Json& payload, size_t max_contacts) {
   if (it == payload.end() || it->is_null()) return Json::array();
   if (!it->is_array()) return Fail(Error::Malformed("'contact' must be an array of strings"));
   if (it->size() > max_contacts) {
-    return Fail(Error::Malformed("'contact' has more than " + std::to_string(max_contacts) +
-                                 " entries"));
+    return Fail(
+        Error::Malformed("'contact' has more than " + std::to_string(max_contacts) + " entries"));
   }
   Json out = Json::array();
   for (const auto& c : *it) {
@@ -119,8 +120,8 @@ Result<std::optional<TimePoint>> OptionalTime(const Json& payload, std::string_v
   if (!text) return std::optional<TimePoint>();
   auto t = ParseRfc3339(*text);
   if (!t) {
-    return Fail(Error::Malformed("'" + std::string(key) + "' is not an RFC 3339 time: " +
-                                 t.error().detail()));
+    return Fail(Error::Malformed("'" + std::string(key) +
+                                 "' is not an RFC 3339 time: " + t.error().detail()));
   }
   return std::optional<TimePoint>(*t);
 }
@@ -147,7 +148,8 @@ Engine::Engine(EngineOptions options, Deps deps)
       validators_(std::move(deps.validators)),
       render_problem_(std::move(deps.render_problem)) {}
 
-// ---- plumbing ------------------------------------------------------------------------------------
+// ---- plumbing
+// ------------------------------------------------------------------------------------
 
 Result<std::string> Engine::NewId(size_t bytes) const {
   return crypto::RandomToken(random_, bytes);
@@ -193,15 +195,14 @@ Result<Engine::Authenticated> Engine::Authenticate(const HttpRequest& request, K
   if (options_.base_url.empty()) return Fail(Error::Internal("the ACME engine has no base URL"));
   const auto content_type = request.Header("Content-Type");
   if (!content_type || !MediaTypeIs(*content_type, kJoseContentType)) {
-    return Fail(ErrorCode::kUnsupportedMediaType,
-                "Content-Type must be application/jose+json, got '" +
-                    content_type.value_or("") + "'");
+    return Fail(
+        ErrorCode::kUnsupportedMediaType,
+        "Content-Type must be application/jose+json, got '" + content_type.value_or("") + "'");
   }
   if (request.body.size() > options_.max_request_bytes) {
     return Fail(ErrorCode::kPayloadTooLarge,
-                "request body has " + std::to_string(request.body.size()) +
-                    " bytes; at most " + std::to_string(options_.max_request_bytes) +
-                    " are accepted");
+                "request body has " + std::to_string(request.body.size()) + " bytes; at most " +
+                    std::to_string(options_.max_request_bytes) + " are accepted");
   }
   Authenticated auth;
   E2EID_TRY(jws, crypto::ParseFlattenedJws(request.body));
@@ -218,8 +219,9 @@ Result<Engine::Authenticated> Engine::Authenticate(const HttpRequest& request, K
   const bool has_jwk = header.contains("jwk");
   const bool has_kid = header.contains("kid");
   if (has_jwk && has_kid) {
-    return Fail(Error::Malformed("JWS protected header must have exactly one of 'jwk' and 'kid', "
-                                 "it has both"));
+    return Fail(
+        Error::Malformed("JWS protected header must have exactly one of 'jwk' and 'kid', "
+                         "it has both"));
   }
   if (!has_jwk && !has_kid) {
     return Fail(Error::Malformed(
@@ -279,8 +281,8 @@ Result<Engine::Authenticated> Engine::Authenticate(const HttpRequest& request, K
 
   const std::string expected_url = options_.base_url + request.target;
   if (auth.url != expected_url) {
-    return Fail(Error::Unauthorized("JWS 'url' '" + auth.url + "' does not match the request URL '" +
-                                    expected_url + "'"));
+    return Fail(Error::Unauthorized("JWS 'url' '" + auth.url +
+                                    "' does not match the request URL '" + expected_url + "'"));
   }
   if (auth.account && auth.account->status != AccountStatus::kValid) {
     return Fail(Error::Unauthorized("the account is " +
@@ -290,8 +292,9 @@ Result<Engine::Authenticated> Engine::Authenticate(const HttpRequest& request, K
 
   if (auth.jws.payload_b64.empty()) {
     if (payload_mode == PayloadMode::kJsonObject) {
-      return Fail(Error::Malformed("this request needs a JSON object payload (POST-as-GET is not "
-                                   "allowed here)"));
+      return Fail(
+          Error::Malformed("this request needs a JSON object payload (POST-as-GET is not "
+                           "allowed here)"));
     }
     auth.post_as_get = true;
   } else {
@@ -308,7 +311,8 @@ Result<Engine::Authenticated> Engine::Authenticate(const HttpRequest& request, K
   return auth;
 }
 
-// ---- JSON views ----------------------------------------------------------------------------------
+// ---- JSON views
+// ----------------------------------------------------------------------------------
 
 Json Engine::AccountJson(const store::Account& account) const {
   Json contacts = Json::array();
@@ -368,19 +372,18 @@ Result<Json> Engine::OrderJson(Transaction& tx, const store::Order& o) const {
   return j;
 }
 
-// ---- GET resources -------------------------------------------------------------------------------
+// ---- GET resources
+// -------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleDirectory(const HttpRequest&) const {
   Json meta = {{"externalAccountRequired", false}};
-  if (!options_.terms_of_service_url.empty()) meta["termsOfService"] = options_.terms_of_service_url;
+  if (!options_.terms_of_service_url.empty())
+    meta["termsOfService"] = options_.terms_of_service_url;
   if (!options_.website_url.empty()) meta["website"] = options_.website_url;
   if (!options_.caa_identities.empty()) meta["caaIdentities"] = options_.caa_identities;
-  Json dir = {{"newNonce", Url(kNewNoncePath)},
-              {"newAccount", Url(kNewAccountPath)},
-              {"newOrder", Url(kNewOrderPath)},
-              {"revokeCert", Url(kRevokeCertPath)},
-              {"keyChange", Url(kKeyChangePath)},
-              {"renewalInfo", Url(kRenewalInfoPath)},
+  Json dir = {{"newNonce", Url(kNewNoncePath)},   {"newAccount", Url(kNewAccountPath)},
+              {"newOrder", Url(kNewOrderPath)},   {"revokeCert", Url(kRevokeCertPath)},
+              {"keyChange", Url(kKeyChangePath)}, {"renewalInfo", Url(kRenewalInfoPath)},
               {"meta", std::move(meta)}};
   HttpResponse r = JsonResponse(200, dir);
   r.SetHeader("Cache-Control", "public, max-age=0, no-cache");
@@ -418,14 +421,15 @@ Result<HttpResponse> Engine::DoRenewalInfo(std::string_view cert_id) const {
   const RenewalWindow window =
       SuggestedRenewalWindow(cert.not_before, cert.not_after,
                              cert.status == store::CertificateStatus::kRevoked, clock_.Now());
-  HttpResponse r = JsonResponse(200, {{"suggestedWindow",
-                                       {{"start", FormatRfc3339(window.start)},
-                                        {"end", FormatRfc3339(window.end)}}}});
+  HttpResponse r = JsonResponse(
+      200, {{"suggestedWindow",
+             {{"start", FormatRfc3339(window.start)}, {"end", FormatRfc3339(window.end)}}}});
   r.SetHeader("Retry-After", std::to_string(options_.renewal_info_retry_after.count()));
   return r;
 }
 
-// ---- accounts ------------------------------------------------------------------------------------
+// ---- accounts
+// ------------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleNewAccount(const HttpRequest& request) const {
   return Finish(DoNewAccount(request), true);
@@ -561,7 +565,8 @@ Result<HttpResponse> Engine::DoAccountOrders(const HttpRequest& request,
   return r;
 }
 
-// ---- orders --------------------------------------------------------------------------------------
+// ---- orders
+// --------------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleNewOrder(const HttpRequest& request) const {
   return Finish(DoNewOrder(request), true);
@@ -577,9 +582,9 @@ Result<HttpResponse> Engine::DoNewOrder(const HttpRequest& request) const {
   E2EID_TRY(requested, ParseIdentifiers(p.at("identifiers")));
   if (requested.empty()) return Fail(Error::Malformed("newOrder 'identifiers' is empty"));
   if (requested.size() > options_.identifiers.max_identifiers) {
-    return Fail(Error::RejectedIdentifier(
-        "an order may have at most " + std::to_string(options_.identifiers.max_identifiers) +
-        " identifiers"));
+    return Fail(Error::RejectedIdentifier("an order may have at most " +
+                                          std::to_string(options_.identifiers.max_identifiers) +
+                                          " identifiers"));
   }
 
   // Policy per identifier; every refusal becomes a subproblem.
@@ -622,8 +627,7 @@ Result<HttpResponse> Engine::DoNewOrder(const HttpRequest& request) const {
     }
     if (types.empty()) {
       return Fail(ErrorCode::kUnsupportedIdentifier,
-                  "this server has no validation method for identifiers of type '" + id.type +
-                      "'");
+                  "this server has no validation method for identifiers of type '" + id.type + "'");
     }
     offered[id.type] = std::move(types);
   }
@@ -666,8 +670,14 @@ Result<HttpResponse> Engine::DoNewOrder(const HttpRequest& request) const {
   for (const auto& id : identifiers) {
     NewAuthz n;
     E2EID_TRY(authz_id, NewId());
-    n.authz = {authz_id,        order.id, account.id, id.type, id.value, AuthorizationStatus::kPending,
-               now + options_.authorization_lifetime, false};
+    n.authz = {authz_id,
+               order.id,
+               account.id,
+               id.type,
+               id.value,
+               AuthorizationStatus::kPending,
+               now + options_.authorization_lifetime,
+               false};
     for (const auto& type : offered[id.type]) {
       E2EID_TRY(challenge_id, NewId());
       E2EID_TRY(token, NewId(32));
@@ -778,11 +788,11 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
     E2EID_TRY(authzs, tx.ListAuthorizationsForOrder(o->id));
     const OrderStatus status = EffectiveStatus(*o, authzs, clock_.Now());
     if (status != OrderStatus::kReady) {
-      return Fail(ErrorCode::kOrderNotReady,
-                  "the order is " + std::string(store::ToString(status)) + ", not ready" +
-                      (status == OrderStatus::kPending
-                           ? " (not all of its authorizations are valid)"
-                           : ""));
+      return Fail(
+          ErrorCode::kOrderNotReady,
+          "the order is " + std::string(store::ToString(status)) + ", not ready" +
+              (status == OrderStatus::kPending ? " (not all of its authorizations are valid)"
+                                               : ""));
     }
     order = std::move(*o);
     return Ok();
@@ -885,11 +895,9 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
     o.certificate_serial = cert.serial;
     o.updated_at = now;
     E2EID_CHECK_OK(tx.UpdateOrder(o));
-    E2EID_CHECK_OK(Audit(tx, now, "acme:" + account.id, "certificate.issue", cert.serial,
-                         request.remote_address,
-                         {{"order", o.id},
-                          {"names", dns_names},
-                          {"not_after", FormatRfc3339(cert.not_after)}}));
+    E2EID_CHECK_OK(Audit(
+        tx, now, "acme:" + account.id, "certificate.issue", cert.serial, request.remote_address,
+        {{"order", o.id}, {"names", dns_names}, {"not_after", FormatRfc3339(cert.not_after)}}));
     E2EID_TRY(j, OrderJson(tx, o));
     body = std::move(j);
     return Ok();
@@ -905,10 +913,10 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
   return r;
 }
 
-// ---- authorizations and challenges ---------------------------------------------------------------
+// ---- authorizations and challenges
+// ---------------------------------------------------------------
 
-AcmeReply Engine::HandleAuthorization(const HttpRequest& request,
-                                      std::string_view authz_id) const {
+AcmeReply Engine::HandleAuthorization(const HttpRequest& request, std::string_view authz_id) const {
   return Finish(DoAuthorization(request, authz_id), true);
 }
 
@@ -936,8 +944,7 @@ Result<HttpResponse> Engine::DoAuthorization(const HttpRequest& request,
   }
   E2EID_TRY(status, GetOptionalString(auth.payload, "status", "authorization update payload"));
   if (!status || *status != "deactivated") {
-    return Fail(Error::Malformed(
-        "an authorization update must be {\"status\": \"deactivated\"}"));
+    return Fail(Error::Malformed("an authorization update must be {\"status\": \"deactivated\"}"));
   }
   const TimePoint now = clock_.Now();
   E2EID_CHECK_OK(store_.InTransaction([&](Transaction& tx) -> Status {
@@ -963,15 +970,13 @@ Result<HttpResponse> Engine::DoAuthorization(const HttpRequest& request,
   return JsonResponse(200, body);
 }
 
-AcmeReply Engine::HandleChallenge(const HttpRequest& request,
-                                  std::string_view challenge_id) const {
+AcmeReply Engine::HandleChallenge(const HttpRequest& request, std::string_view challenge_id) const {
   HttpHeaders headers;
   auto result = DoChallenge(request, challenge_id, &headers);
   return Finish(std::move(result), true, std::move(headers));
 }
 
-Result<HttpResponse> Engine::DoChallenge(const HttpRequest& request,
-                                         std::string_view challenge_id,
+Result<HttpResponse> Engine::DoChallenge(const HttpRequest& request, std::string_view challenge_id,
                                          HttpHeaders* headers) const {
   E2EID_TRY(auth, Authenticate(request, KeyMode::kKid, PayloadMode::kEither));
   const store::Account& account = *auth.account;
@@ -988,8 +993,7 @@ Result<HttpResponse> Engine::DoChallenge(const HttpRequest& request,
   };
   store::Challenge challenge;
   store::Authorization authz;
-  E2EID_CHECK_OK(
-      store_.ReadOnly([&](Transaction& tx) { return load(tx, &challenge, &authz); }));
+  E2EID_CHECK_OK(store_.ReadOnly([&](Transaction& tx) { return load(tx, &challenge, &authz); }));
   headers->emplace_back("Link", "<" + Url(kAuthzPathPrefix) + authz.id + ">;rel=\"up\"");
   if (auth.post_as_get) return JsonResponse(200, ChallengeJson(challenge));
 
@@ -1008,8 +1012,8 @@ Result<HttpResponse> Engine::DoChallenge(const HttpRequest& request,
     }
     auto it = validators_.find(challenge.type);
     if (it == validators_.end() || it->second == nullptr) {
-      return Fail(Error::Internal("no validator is registered for challenge type " +
-                                  challenge.type));
+      return Fail(
+          Error::Internal("no validator is registered for challenge type " + challenge.type));
     }
     validator = it->second;
     E2EID_CHECK_OK(tx.UpdateChallengeStatus(challenge.id, ChallengeStatus::kPending,
@@ -1045,8 +1049,7 @@ Result<HttpResponse> Engine::DoChallenge(const HttpRequest& request,
     }
   }
   // The job may have finished already (inline runners): show the current state.
-  E2EID_CHECK_OK(
-      store_.ReadOnly([&](Transaction& tx) { return load(tx, &challenge, &authz); }));
+  E2EID_CHECK_OK(store_.ReadOnly([&](Transaction& tx) { return load(tx, &challenge, &authz); }));
   HttpResponse r = JsonResponse(200, ChallengeJson(challenge));
   if (challenge.status == ChallengeStatus::kProcessing) r.SetHeader("Retry-After", "1");
   return r;
@@ -1103,10 +1106,10 @@ void Engine::RunValidation(const std::string& challenge_id, ValidationRequest re
                                                 AuthorizationStatus::kInvalid));
     if (order.status == OrderStatus::kPending || order.status == OrderStatus::kReady) {
       order.status = OrderStatus::kInvalid;
-      order.error = ErrorJsonText(
-          Error(error.code(), challenge.type + " validation of " + authz.identifier_type +
-                                  " identifier '" + authz.identifier_value +
-                                  "' failed: " + error.detail()));
+      order.error = ErrorJsonText(Error(error.code(), challenge.type + " validation of " +
+                                                          authz.identifier_type + " identifier '" +
+                                                          authz.identifier_value +
+                                                          "' failed: " + error.detail()));
       order.updated_at = now;
       E2EID_CHECK_OK(tx.UpdateOrder(order));
     }
@@ -1125,7 +1128,8 @@ void Engine::RunValidation(const std::string& challenge_id, ValidationRequest re
   LogInfo("challenge validation finished", fields);
 }
 
-// ---- certificates --------------------------------------------------------------------------------
+// ---- certificates
+// --------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleCertificate(const HttpRequest& request, std::string_view serial) const {
   return Finish(DoCertificate(request, serial), true);
@@ -1172,8 +1176,8 @@ Result<HttpResponse> Engine::DoRevokeCert(const HttpRequest& request) const {
   }
   auto der = Base64UrlDecode(cert_b64);
   if (!der) {
-    return Fail(Error::Malformed("revokeCert 'certificate' is not base64url: " +
-                                 der.error().detail()));
+    return Fail(
+        Error::Malformed("revokeCert 'certificate' is not base64url: " + der.error().detail()));
   }
   auto x509 = ca::CertificateFromDer(*der);
   if (!x509) {
@@ -1209,9 +1213,8 @@ Result<HttpResponse> Engine::DoRevokeCert(const HttpRequest& request) const {
     if (cert->status == store::CertificateStatus::kRevoked) {
       return Fail(ErrorCode::kAlreadyRevoked, "the certificate is already revoked");
     }
-    E2EID_TRY(changed,
-              tx.RevokeCertificates({store::RevocationScopeKind::kCertificate, serial}, reason,
-                                    "revoked by the ACME client", now));
+    E2EID_TRY(changed, tx.RevokeCertificates({store::RevocationScopeKind::kCertificate, serial},
+                                             reason, "revoked by the ACME client", now));
     if (changed == 0) {
       return Fail(ErrorCode::kAlreadyRevoked, "the certificate is already revoked");
     }
@@ -1232,7 +1235,8 @@ Result<HttpResponse> Engine::DoRevokeCert(const HttpRequest& request) const {
   return HttpResponse::Empty(200);
 }
 
-// ---- key rollover --------------------------------------------------------------------------------
+// ---- key rollover
+// --------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleKeyChange(const HttpRequest& request) const {
   HttpHeaders headers;
@@ -1273,16 +1277,16 @@ Result<HttpResponse> Engine::DoKeyChange(const HttpRequest& request, HttpHeaders
   }
   E2EID_TRY(named_account, GetString(inner_payload, "account", "keyChange inner payload"));
   if (named_account != account_url) {
-    return Fail(Error::Malformed(
-        "keyChange inner payload 'account' does not match the outer JWS 'kid'"));
+    return Fail(
+        Error::Malformed("keyChange inner payload 'account' does not match the outer JWS 'kid'"));
   }
   if (!inner_payload.contains("oldKey") || !inner_payload.at("oldKey").is_object()) {
     return Fail(Error::Malformed("keyChange inner payload: 'oldKey' must be a JWK object"));
   }
   auto old_thumbprint = crypto::JwkThumbprint(inner_payload.at("oldKey"));
   if (!old_thumbprint || *old_thumbprint != account.key_thumbprint) {
-    return Fail(Error::Malformed(
-        "keyChange inner payload 'oldKey' is not the account's current key"));
+    return Fail(
+        Error::Malformed("keyChange inner payload 'oldKey' is not the account's current key"));
   }
   E2EID_TRY(new_thumbprint, crypto::JwkThumbprint(new_key));
   if (new_thumbprint == account.key_thumbprint) {
@@ -1305,10 +1309,9 @@ Result<HttpResponse> Engine::DoKeyChange(const HttpRequest& request, HttpHeaders
     a.jwk = DumpJson(new_jwk);
     a.key_thumbprint = new_thumbprint;
     E2EID_CHECK_OK(tx.UpdateAccount(a));
-    E2EID_CHECK_OK(Audit(tx, now, "acme:" + a.id, "account.key_change", a.id,
-                         request.remote_address,
-                         {{"old_thumbprint", account.key_thumbprint},
-                          {"new_thumbprint", new_thumbprint}}));
+    E2EID_CHECK_OK(
+        Audit(tx, now, "acme:" + a.id, "account.key_change", a.id, request.remote_address,
+              {{"old_thumbprint", account.key_thumbprint}, {"new_thumbprint", new_thumbprint}}));
     updated = std::move(a);
     return Ok();
   }));

@@ -97,8 +97,8 @@ inline constexpr std::string_view kJoseContentType = "application/jose+json";
 inline constexpr std::string_view kPemChainContentType = "application/pem-certificate-chain";
 
 // What a handler returns. `headers` go on the response whether `result` holds a response or an
-// error (Replay-Nonce, Link, Location for a 409 keyChange, ...); the HTTP glue renders an error with
-// server::ProblemResponse and then appends these headers.
+// error (Replay-Nonce, Link, Location for a 409 keyChange, ...); the HTTP glue renders an error
+// with server::ProblemResponse and then appends these headers.
 struct AcmeReply {
   Result<HttpResponse> result;
   HttpHeaders headers;
@@ -213,8 +213,7 @@ class Engine {
   Result<HttpResponse> DoNewOrder(const HttpRequest& request) const;
   Result<HttpResponse> DoOrder(const HttpRequest& request, std::string_view order_id) const;
   Result<HttpResponse> DoFinalize(const HttpRequest& request, std::string_view order_id) const;
-  Result<HttpResponse> DoAuthorization(const HttpRequest& request,
-                                       std::string_view authz_id) const;
+  Result<HttpResponse> DoAuthorization(const HttpRequest& request, std::string_view authz_id) const;
   Result<HttpResponse> DoChallenge(const HttpRequest& request, std::string_view challenge_id,
                                    HttpHeaders* headers) const;
   Result<HttpResponse> DoCertificate(const HttpRequest& request, std::string_view serial) const;

@@ -1,6 +1,7 @@
 #include "acme/http01_validator.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -25,6 +26,34 @@ constexpr char kKeyAuthorization[] =
     "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEt62jcerQ";
 constexpr char kChallengePath[] = "/.well-known/acme-challenge/";
 
+// Binds a TCP socket to an ephemeral port on 127.0.0.1 (or ::1 when `ipv6`) and, when `listen_too`,
+// listens on it. Returns the socket and sets *port, or returns -1.
+int BindLoopback(bool ipv6, bool listen_too, uint16_t* port) {
+  const int fd = ::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_storage ss{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  socklen_t len = 0;
+  if (ipv6) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_addr = in6addr_loopback;
+    len = sizeof *v6;
+  } else {
+    v4->sin_family = AF_INET;
+    v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof *v4;
+  }
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      (listen_too && ::listen(fd, 64) != 0) ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(ipv6 ? v6->sin6_port : v4->sin_port);
+  return fd;
+}
+
 // What the test server answers to one request.
 struct Reply {
   int status = 200;
@@ -44,20 +73,13 @@ class TestHttpServer {
  public:
   using Handler = std::function<Reply(const SeenRequest&)>;
 
-  explicit TestHttpServer(Handler handler) : handler_(std::move(handler)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::listen(listen_fd_, 64) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
-        ::pipe2(wake_, O_CLOEXEC) != 0) {
-      ADD_FAILURE() << "cannot start the test HTTP server";
+  // With `ipv6` the server listens on ::1; ok() is false when that is not possible.
+  explicit TestHttpServer(Handler handler, bool ipv6 = false) : handler_(std::move(handler)) {
+    listen_fd_ = BindLoopback(ipv6, /*listen_too=*/true, &port_);
+    if (listen_fd_ < 0 || ::pipe2(wake_, O_CLOEXEC) != 0) {
+      if (!ipv6) ADD_FAILURE() << "cannot start the test HTTP server";
       return;
     }
-    port_ = ntohs(addr.sin_port);
     thread_ = std::thread([this] { Run(); });
   }
   ~TestHttpServer() {
@@ -72,6 +94,7 @@ class TestHttpServer {
   TestHttpServer(const TestHttpServer&) = delete;
   TestHttpServer& operator=(const TestHttpServer&) = delete;
 
+  bool ok() const { return thread_.joinable(); }
   uint16_t port() const { return port_; }
   std::vector<SeenRequest> requests() const {
     std::lock_guard lock(mu_);
@@ -161,16 +184,8 @@ class TestHttpServer {
 class ClosedPort {
  public:
   ClosedPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ADD_FAILURE() << "cannot bind a port";
-    }
-    port_ = ntohs(addr.sin_port);
+    fd_ = BindLoopback(/*ipv6=*/false, /*listen_too=*/false, &port_);
+    if (fd_ < 0) ADD_FAILURE() << "cannot bind a port";
   }
   ~ClosedPort() {
     if (fd_ >= 0) ::close(fd_);
@@ -195,7 +210,7 @@ ValidationRequest Request(std::string host = "anything.localhost") {
 }
 
 std::unique_ptr<Http01Validator> MakeValidator(
-    uint16_t port, std::function<void(Http01Options&)> tweak = nullptr) {
+    uint16_t port, const std::function<void(Http01Options&)>& tweak = nullptr) {
   Http01Options o;
   o.port = port;
   o.resolver_overrides = {{"*.localhost", "127.0.0.1"}};
@@ -266,6 +281,19 @@ TEST(Http01ValidatorTest, ExactOverrideNameAndUpperCaseIdentifier) {
   EXPECT_TRUE(s) << s.error().ToString();
   ASSERT_EQ(server.requests().size(), 1u);
   EXPECT_EQ(server.requests()[0].host, "host.example");
+}
+
+TEST(Http01ValidatorTest, Ipv6OverrideAddress) {
+  TestHttpServer server([](const SeenRequest&) { return Body(kKeyAuthorization); },
+                        /*ipv6=*/true);
+  if (!server.ok()) GTEST_SKIP() << "no IPv6 loopback on this machine";
+  auto v = MakeValidator(server.port(), [](Http01Options& o) {
+    o.resolver_overrides = {{"*.localhost", "::1"}};
+  });
+  ASSERT_TRUE(v);
+  auto s = v->Validate(Request());
+  EXPECT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(server.requests().size(), 1u);
 }
 
 TEST(Http01ValidatorTest, EnvironmentProxyIsIgnored) {
@@ -541,12 +569,14 @@ TEST(Http01ValidatorTest, RefusesWhatHttp01CannotValidate) {
 }
 
 TEST(Http01ValidatorTest, CreateChecksOptions) {
-  auto bad = [](std::function<void(Http01Options&)> tweak) {
+  auto bad = [](const std::function<void(Http01Options&)>& tweak) {
     Http01Options o;
     tweak(o);
     auto v = Http01Validator::Create(std::move(o));
     EXPECT_FALSE(v);
-    if (!v) EXPECT_EQ(v.error().code(), ErrorCode::kConfig) << v.error().ToString();
+    if (!v) {
+      EXPECT_EQ(v.error().code(), ErrorCode::kConfig) << v.error().ToString();
+    }
   };
   bad([](Http01Options& o) { o.port = 0; });
   bad([](Http01Options& o) { o.total_timeout = std::chrono::milliseconds(0); });

@@ -22,9 +22,8 @@ bool LooksLikeIpAddress(const std::string& s) {
     if (inet_pton(AF_INET6, inner.c_str(), &v6) == 1) return true;
   }
   // Dotted digits only (e.g. "10.1", "127.0.0.1.") are IP-like too: refuse rather than guess.
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || c == '.';
-  });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
 // Syntax of a (lower-cased) DNS name. kMalformed naming the problem.
@@ -46,8 +45,7 @@ Status CheckDnsSyntax(const std::string& name) {
       return Fail(Error::Malformed("DNS identifier " + quoted + " has an empty label"));
     }
     if (label.size() > 63) {
-      return Fail(
-          Error::Malformed("DNS identifier " + quoted + " has a label over 63 characters"));
+      return Fail(Error::Malformed("DNS identifier " + quoted + " has a label over 63 characters"));
     }
     for (char c : label) {
       if (!IsAlnum(c) && c != '-') {

@@ -63,7 +63,8 @@ Error CannotStart(std::string_view what) {
 int MillisUntil(Steady::time_point deadline) {
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now()).count();
-  return static_cast<int>(std::clamp<int64_t>(ms, 0, 24 * 3600 * 1000));
+  constexpr int64_t kMaxWaitMs = 86'400'000;  // a day: far above any configured timeout
+  return static_cast<int>(std::clamp<int64_t>(ms, 0, kMaxWaitMs));
 }
 
 // Waits until `fd` is ready for `events` (true) or `deadline` passes (false).
@@ -81,7 +82,8 @@ bool WaitFor(int fd, short events, Steady::time_point deadline) {
 
 // ---- a socket BIO using send(MSG_NOSIGNAL), so a peer reset never raises SIGPIPE ----
 
-int SocketOf(BIO* bio) { return static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio))); }
+// The BIO's data points at the socket descriptor (an int that outlives the BIO).
+int SocketOf(BIO* bio) { return *static_cast<const int*>(BIO_get_data(bio)); }
 
 int BioWrite(BIO* bio, const char* data, int len) {
   BIO_clear_retry_flags(bio);
@@ -331,6 +333,7 @@ Status TlsAlpn01Validator::Validate(const ValidationRequest& request) {
   E2EID_TRY(fd, Connect(addresses, where, options_.connect_timeout, deadline));
 
   crypto::ClearOpenSslErrors();
+  int socket_fd = fd.get();  // the BIO points at this; it outlives `ssl`, declared below
   SslPtr ssl(SSL_new(ctx_.get()));
   if (!ssl) {
     crypto::ClearOpenSslErrors();
@@ -341,10 +344,10 @@ Status TlsAlpn01Validator::Validate(const ValidationRequest& request) {
     crypto::ClearOpenSslErrors();
     return Fail(CannotStart("BIO_new failed"));
   }
-  BIO_set_data(bio.get(), reinterpret_cast<void*>(static_cast<intptr_t>(fd.get())));
+  BIO_set_data(bio.get(), &socket_fd);
   BIO_set_init(bio.get(), 1);
-  SSL_set_bio(ssl.get(), bio.get(), bio.get());  // the SSL object takes over the one reference
-  (void)bio.release();
+  BIO* owned_by_ssl = bio.release();
+  SSL_set_bio(ssl.get(), owned_by_ssl, owned_by_ssl);  // the SSL object takes the one reference
   if (SSL_set_tlsext_host_name(ssl.get(), host.c_str()) != 1) {
     crypto::ClearOpenSslErrors();
     return Fail(CannotStart("SSL_set_tlsext_host_name failed"));

@@ -1,6 +1,7 @@
 #include "acme/tls_alpn01_validator.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -79,8 +80,11 @@ void MakeCert(const CertSpec& spec, TestCert* out) {
       ASSERT_TRUE(name && text);
       ASSERT_EQ(ASN1_STRING_set(text.get(), dns.data(), static_cast<int>(dns.size())), 1);
       GENERAL_NAME_set0_value(name.get(), GEN_DNS, text.release());
-      ASSERT_GT(sk_GENERAL_NAME_push(names.get(), name.get()), 0);
-      (void)name.release();
+      GENERAL_NAME* pushed = name.release();  // the stack owns it once pushed
+      if (sk_GENERAL_NAME_push(names.get(), pushed) <= 0) {
+        GENERAL_NAME_free(pushed);
+        FAIL() << "sk_GENERAL_NAME_push failed";
+      }
     }
     ASSERT_EQ(
         X509_add1_ext_i2d(cert.get(), NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT), 1);
@@ -102,6 +106,34 @@ void MakeCert(const CertSpec& spec, TestCert* out) {
   out->key = std::move(key);
 }
 
+// Binds a TCP socket to an ephemeral port on 127.0.0.1 (or ::1 when `ipv6`) and, when `listen_too`,
+// listens on it. Returns the socket and sets *port, or returns -1.
+int BindLoopback(bool ipv6, bool listen_too, uint16_t* port) {
+  const int fd = ::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_storage ss{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  socklen_t len = 0;
+  if (ipv6) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_addr = in6addr_loopback;
+    len = sizeof *v6;
+  } else {
+    v4->sin_family = AF_INET;
+    v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof *v4;
+  }
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      (listen_too && ::listen(fd, 64) != 0) ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(ipv6 ? v6->sin6_port : v4->sin_port);
+  return fd;
+}
+
 // How the test server behaves.
 enum class Mode {
   kAcmeTls,     // TLS, selects acme-tls/1 when offered
@@ -115,7 +147,8 @@ enum class Mode {
 // and ALPN list each client sent.
 class TestTlsServer {
  public:
-  TestTlsServer(const TestCert& cert, Mode mode) : mode_(mode) {
+  // With `ipv6` the server listens on ::1; ok() is false when that is not possible.
+  TestTlsServer(const TestCert& cert, Mode mode, bool ipv6 = false) : mode_(mode) {
     ctx_.reset(SSL_CTX_new(TLS_server_method()));
     if (!ctx_ || SSL_CTX_use_certificate(ctx_.get(), cert.cert.get()) != 1 ||
         SSL_CTX_use_PrivateKey(ctx_.get(), cert.key.get()) != 1 ||
@@ -123,22 +156,17 @@ class TestTlsServer {
       ADD_FAILURE() << "cannot set up the server SSL_CTX";
       return;
     }
+    // Recorded while the ClientHello is processed, so before the client can finish.
+    SSL_CTX_set_tlsext_servername_callback(ctx_.get(), &TestTlsServer::OnServerName);
+    SSL_CTX_set_tlsext_servername_arg(ctx_.get(), this);
     if (mode_ == Mode::kAcmeTls || mode_ == Mode::kRefuseAlpn) {
       SSL_CTX_set_alpn_select_cb(ctx_.get(), &TestTlsServer::SelectAlpn, this);
     }
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::listen(listen_fd_, 16) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
-        ::pipe2(wake_, O_CLOEXEC) != 0) {
-      ADD_FAILURE() << "cannot start the test TLS server";
+    listen_fd_ = BindLoopback(ipv6, /*listen_too=*/true, &port_);
+    if (listen_fd_ < 0 || ::pipe2(wake_, O_CLOEXEC) != 0) {
+      if (!ipv6) ADD_FAILURE() << "cannot start the test TLS server";
       return;
     }
-    port_ = ntohs(addr.sin_port);
     thread_ = std::thread([this] { Run(); });
   }
   ~TestTlsServer() {
@@ -153,6 +181,7 @@ class TestTlsServer {
   TestTlsServer(const TestTlsServer&) = delete;
   TestTlsServer& operator=(const TestTlsServer&) = delete;
 
+  bool ok() const { return thread_.joinable(); }
   uint16_t port() const { return port_; }
   int connections() const { return connections_.load(); }
   std::string last_sni() const {
@@ -165,6 +194,14 @@ class TestTlsServer {
   }
 
  private:
+  static int OnServerName(SSL* ssl, int* /*alert*/, void* arg) {
+    auto* self = static_cast<TestTlsServer*>(arg);
+    const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    std::lock_guard lock(self->mu_);
+    self->sni_ = sni != nullptr ? sni : "";
+    return SSL_TLSEXT_ERR_OK;
+  }
+
   static int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen,
                         const unsigned char* in, unsigned int inlen, void* arg) {
     auto* self = static_cast<TestTlsServer*>(arg);
@@ -227,11 +264,6 @@ class TestTlsServer {
     SslPtr ssl(SSL_new(ctx_.get()));
     if (!ssl || SSL_set_fd(ssl.get(), client) != 1) return;
     (void)SSL_accept(ssl.get());
-    const char* sni = SSL_get_servername(ssl.get(), TLSEXT_NAMETYPE_host_name);
-    {
-      std::lock_guard lock(mu_);
-      sni_ = sni != nullptr ? sni : "";
-    }
     // Wait until the client closes (it sends nothing after the handshake).
     char buf[256];
     (void)SSL_read(ssl.get(), buf, sizeof buf);
@@ -254,16 +286,8 @@ class TestTlsServer {
 class ClosedPort {
  public:
   ClosedPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ADD_FAILURE() << "cannot bind a port";
-    }
-    port_ = ntohs(addr.sin_port);
+    fd_ = BindLoopback(/*ipv6=*/false, /*listen_too=*/false, &port_);
+    if (fd_ < 0) ADD_FAILURE() << "cannot bind a port";
   }
   ~ClosedPort() {
     if (fd_ >= 0) ::close(fd_);
@@ -288,7 +312,7 @@ ValidationRequest Request(std::string host = kHost) {
 }
 
 std::unique_ptr<TlsAlpn01Validator> MakeValidator(
-    uint16_t port, std::function<void(TlsAlpn01Options&)> tweak = nullptr) {
+    uint16_t port, const std::function<void(TlsAlpn01Options&)>& tweak = nullptr) {
   TlsAlpn01Options o;
   o.port = port;
   o.resolver_overrides = {{"*.localhost", "127.0.0.1"}};
@@ -338,6 +362,21 @@ TEST(TlsAlpn01ValidatorTest, SanComparesCaseInsensitively) {
   spec.dns_names = {"Anything.LOCALHOST"};
   auto s = ValidateAgainst(spec);
   EXPECT_TRUE(s) << s.error().ToString();
+}
+
+TEST(TlsAlpn01ValidatorTest, Ipv6OverrideAddress) {
+  TestCert cert;
+  MakeCert({}, &cert);
+  ASSERT_TRUE(cert.cert);
+  TestTlsServer server(cert, Mode::kAcmeTls, /*ipv6=*/true);
+  if (!server.ok()) GTEST_SKIP() << "no IPv6 loopback on this machine";
+  auto v = MakeValidator(server.port(), [](TlsAlpn01Options& o) {
+    o.resolver_overrides = {{"*.localhost", "::1"}};
+  });
+  ASSERT_TRUE(v);
+  auto s = v->Validate(Request());
+  EXPECT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(server.connections(), 1);
 }
 
 TEST(TlsAlpn01ValidatorTest, ManyThreadsAtOnce) {

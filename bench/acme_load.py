@@ -201,7 +201,10 @@ def check_certificate(fullchain_pem, name, key):
         raise ValueError(f"leaf certificate does not name {name} (SANs: {names})")
     if public_der(leaf.public_key()) != public_der(key.public_key()):
         raise ValueError("leaf certificate carries another public key than the CSR")
-    return len(certs)
+    algorithm = leaf.signature_algorithm_oid._name  # e.g. ecdsa-with-SHA256
+    validity = leaf.not_valid_after - leaf.not_valid_before
+    return {"chain_length": len(certs), "leaf_signature": algorithm,
+            "issuer": leaf.issuer.rfc4514_string(), "validity_s": int(validity.total_seconds())}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +302,8 @@ class Client:
                 authz = self._poll_authz(authzr.uri, deadline)
                 if authz.status != messages.STATUS_VALID:
                     detail = [str(c.error) for c in authz.challenges if c.error is not None]
-                    raise FlowError(f"authorization {authz.status}: {'; '.join(detail)}")
+                    raise FlowError(f"authorization {getattr(authz.status, 'name', authz.status)}: "
+                                    f"{'; '.join(detail)}")
         finally:
             for token in tokens:
                 responder.remove(token)
@@ -309,16 +313,16 @@ class Client:
                                    messages.CertificateRequest(csr=jose.ComparableX509(csr)))
         body = self._poll_order(orderr.uri, messages.Order.from_json(response.json()), deadline)
         if body.status != messages.STATUS_VALID or not body.certificate:
-            raise FlowError(f"order {body.status}: {body.error}")
+            raise FlowError(f"order {getattr(body.status, 'name', body.status)}: {body.error}")
         t3 = time.monotonic()
         fullchain = self.acme._post_as_get(body.certificate).text
-        chain_len = check_certificate(fullchain, name, cert_key)
+        chain = check_certificate(fullchain, name, cert_key)
         t4 = time.monotonic()
         phases["order"].append(t1 - t0)
         phases["validate"].append(t2 - t1)
         phases["finalize"].append(t3 - t2)
         phases["download"].append(t4 - t3)
-        return t4 - t0, chain_len
+        return t4 - t0, chain
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,6 +436,7 @@ def _run(args, verify, responder):
     error_examples = {}
     phases = collections.defaultdict(list)
     chain_lengths = collections.Counter()
+    first_chain = {}
     stop_at = [0.0]
 
     def worker(c):
@@ -443,10 +448,12 @@ def _run(args, verify, responder):
                 next_flow[0] += 1
             name = f"f{i}-{run_id}{secrets.token_hex(3)}.{args.domain_suffix}"
             try:
-                latency, chain_len = c.flow(name, responder, phases)
+                latency, chain = c.flow(name, responder, phases)
                 with lock:
                     latencies.append(latency)
-                    chain_lengths[chain_len] += 1
+                    chain_lengths[chain["chain_length"]] += 1
+                    if not first_chain:
+                        first_chain.update(chain)
             except Exception as e:  # noqa: BLE001 - every failure is counted, the run goes on
                 kind = type(e).__name__
                 if isinstance(e, messages.Error) and e.typ:
@@ -508,6 +515,7 @@ def _run(args, verify, responder):
         "http01_responder_hits": responder.hits,
         "http01_responder_misses": responder.misses,
         "chain_lengths": {str(k): v for k, v in chain_lengths.items()},
+        "first_certificate": first_chain,
         "server_pid": args.server_pid,
         "server_process": proc_name(args.server_pid) if args.server_pid else None,
         "server_cpu_s": None if server_cpu is None else round(server_cpu, 3),
