@@ -148,8 +148,7 @@ Engine::Engine(EngineOptions options, Deps deps)
       validators_(std::move(deps.validators)),
       render_problem_(std::move(deps.render_problem)) {}
 
-// ---- plumbing
-// ------------------------------------------------------------------------------------
+// ---- plumbing -----------------------------------------------------------------------------------
 
 Result<std::string> Engine::NewId(size_t bytes) const {
   return crypto::RandomToken(random_, bytes);
@@ -311,8 +310,7 @@ Result<Engine::Authenticated> Engine::Authenticate(const HttpRequest& request, K
   return auth;
 }
 
-// ---- JSON views
-// ----------------------------------------------------------------------------------
+// ---- JSON views ---------------------------------------------------------------------------------
 
 Json Engine::AccountJson(const store::Account& account) const {
   Json contacts = Json::array();
@@ -372,8 +370,7 @@ Result<Json> Engine::OrderJson(Transaction& tx, const store::Order& o) const {
   return j;
 }
 
-// ---- GET resources
-// -------------------------------------------------------------------------------
+// ---- GET resources ------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleDirectory(const HttpRequest&) const {
   Json meta = {{"externalAccountRequired", false}};
@@ -428,8 +425,7 @@ Result<HttpResponse> Engine::DoRenewalInfo(std::string_view cert_id) const {
   return r;
 }
 
-// ---- accounts
-// ------------------------------------------------------------------------------------
+// ---- accounts -----------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleNewAccount(const HttpRequest& request) const {
   return Finish(DoNewAccount(request), true);
@@ -565,8 +561,7 @@ Result<HttpResponse> Engine::DoAccountOrders(const HttpRequest& request,
   return r;
 }
 
-// ---- orders
-// --------------------------------------------------------------------------------------
+// ---- orders -------------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleNewOrder(const HttpRequest& request) const {
   return Finish(DoNewOrder(request), true);
@@ -913,8 +908,7 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
   return r;
 }
 
-// ---- authorizations and challenges
-// ---------------------------------------------------------------
+// ---- authorizations and challenges --------------------------------------------------------------
 
 AcmeReply Engine::HandleAuthorization(const HttpRequest& request, std::string_view authz_id) const {
   return Finish(DoAuthorization(request, authz_id), true);
@@ -1128,8 +1122,7 @@ void Engine::RunValidation(const std::string& challenge_id, ValidationRequest re
   LogInfo("challenge validation finished", fields);
 }
 
-// ---- certificates
-// --------------------------------------------------------------------------------
+// ---- certificates -------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleCertificate(const HttpRequest& request, std::string_view serial) const {
   return Finish(DoCertificate(request, serial), true);
@@ -1235,8 +1228,7 @@ Result<HttpResponse> Engine::DoRevokeCert(const HttpRequest& request) const {
   return HttpResponse::Empty(200);
 }
 
-// ---- key rollover
-// --------------------------------------------------------------------------------
+// ---- key rollover -------------------------------------------------------------------------------
 
 AcmeReply Engine::HandleKeyChange(const HttpRequest& request) const {
   HttpHeaders headers;

@@ -5,13 +5,14 @@
 // problem documents (server::ProblemResponse) and adds AcmeReply::headers to every response,
 // successful or not.
 //
-// Resources live under Options::base_url at the paths below (the directory announces them).
+// Resources live under EngineOptions::base_url at the paths below (the directory announces
+// them).
 //
 // Request authentication (every POST): the body must be a flattened JWS (crypto/jws.h) sent as
-// "application/jose+json" (else 415) and at most Options::max_request_bytes long (else 413). The
-// protected header names exactly one of "jwk" (newAccount; revokeCert signed by the certificate's
-// key) or "kid" (everything else; it must be an account URL of this server), a "nonce" and a
-// "url" that must equal base_url + the request target exactly. Checks, in order:
+// "application/jose+json" (else 415) and at most EngineOptions::max_request_bytes long (else
+// 413). The protected header names exactly one of "jwk" (newAccount; revokeCert signed by the
+// certificate's key) or "kid" (everything else; it must be an account URL of this server), a
+// "nonce" and a "url" that must equal base_url + the request target exactly. Checks, in order:
 //   1. Content-Type, size, JWS syntax (alg allow-list, no "crit", no "b64":false, no unprotected
 //      header), "url" and "nonce" present, jwk/kid rule                  -> 415/413/malformed/
 //                                                                          badSignatureAlgorithm/
@@ -46,7 +47,10 @@
 // Challenge validation: POST {} to a pending challenge sets it "processing" and hands a job to the
 // JobRunner; the job calls the ChallengeValidator registered for the challenge type (which may
 // block) and records the outcome. An authorization offers the challenge types of
-// Options::challenge_types for its identifier type that have a validator.
+// EngineOptions::challenge_types for its identifier type that have a validator. When the JobRunner
+// refuses the job (queue full: kUnavailable, 503) the challenge goes back to "pending" so the
+// client can retry. A validation failure makes the challenge, its authorization and its order
+// invalid, with the validator's error as the problem document in "error".
 //
 // Thread safety: all handlers are const-safe and may run concurrently from any number of threads.
 // The collaborators (store, issuer, clock, random source, validators, job runner) must be
@@ -79,7 +83,7 @@
 
 namespace e2eid::acme {
 
-// Resource paths, relative to Options::base_url. "{id}" segments are filled by the engine.
+// Resource paths, relative to EngineOptions::base_url. "{id}" segments are filled by the engine.
 inline constexpr std::string_view kDirectoryPath = "/acme/directory";
 inline constexpr std::string_view kNewNoncePath = "/acme/new-nonce";
 inline constexpr std::string_view kNewAccountPath = "/acme/new-account";

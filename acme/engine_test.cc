@@ -22,6 +22,7 @@
 #include "ca/x509.h"
 #include "core/encoding.h"
 #include "core/file.h"
+#include "core/log.h"
 #include "crypto/jwk.h"
 #include "crypto/jws.h"
 #include "crypto/random.h"
@@ -219,6 +220,7 @@ struct Built {
 class AcmeEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    SetLogLevel(LogLevel::kWarn);  // keep test output readable; problems still log at error
     ca::InitOptions init;
     init.dir = tmp_ / "ca";
     auto made = ca::InitCa(init, clock_, random_);
@@ -236,6 +238,8 @@ class AcmeEngineTest : public ::testing::Test {
         *serials_, clock_, random_);
     MakeEngine();
   }
+
+  void TearDown() override { SetLogLevel(LogLevel::kInfo); }
 
   void MakeEngine(const std::function<void(EngineOptions&)>& tweak = {}) {
     EngineOptions options;
@@ -478,8 +482,7 @@ class AcmeEngineTest : public ::testing::Test {
   std::vector<std::string> serials_list_;
 };
 
-// ---- the whole flow
-// ------------------------------------------------------------------------------
+// ---- the whole flow -----------------------------------------------------------------------------
 
 TEST_F(AcmeEngineTest, HappyPathIssuesAChainThatOpensslVerifies) {
   // Directory.
@@ -833,8 +836,7 @@ TEST_F(AcmeEngineTest, RenewalInfoAndReplaces) {
   EXPECT_LT(*revoked_end, clock_.Now());
 }
 
-// ---- hostile and malformed requests
-// --------------------------------------------------------------
+// ---- hostile and malformed requests -------------------------------------------------------------
 
 TEST_F(AcmeEngineTest, NegativeTableAnswersTheRightProblemAndLeavesTheStoreUnchanged) {
   // The scene: accounts A and B, a deactivated account D, orders of A in every state, a revoked
@@ -1500,8 +1502,7 @@ TEST_F(AcmeEngineTest, NegativeTableAnswersTheRightProblemAndLeavesTheStoreUncha
   (void)b_ready;
 }
 
-// ---- concurrency
-// ---------------------------------------------------------------------------------
+// ---- concurrency --------------------------------------------------------------------------------
 
 TEST_F(AcmeEngineTest, FiftyOrdersFinalizedInParallelEachIssueExactlyOnce) {
   Client c = NewAccount();
@@ -1582,8 +1583,7 @@ TEST_F(AcmeEngineTest, OneOrderFinalizedByEightThreadsIssuesOnce) {
   EXPECT_EQ(GetOrder(c, order)["status"], "valid");
 }
 
-// ---- pure helpers
-// --------------------------------------------------------------------------------
+// ---- pure helpers -------------------------------------------------------------------------------
 
 TEST(IdentifierPolicyTest, DnsNames) {
   IdentifierPolicy policy;

@@ -1,6 +1,9 @@
 #include "cli/config.h"
 
+#include <arpa/inet.h>
 #include <toml++/toml.h>
+
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -198,6 +201,23 @@ const std::vector<Key>& Keys() {
                    [](Config& c, std::chrono::seconds v) { c.validity.min_validity = v; }),
       MakeDuration("validity", "backdate",
                    [](Config& c, std::chrono::seconds v) { c.validity.backdate = v; }),
+      MakeStringList(
+          "acme", "dns_suffixes",
+          [](Config& c, std::vector<std::string> v) { c.acme.dns_suffixes = std::move(v); }),
+      MakeInt("acme", "http01_port", 1, 65535,
+              [](Config& c, int64_t v) { c.acme.http01_port = v; }),
+      MakeInt("acme", "tls_alpn01_port", 1, 65535,
+              [](Config& c, int64_t v) { c.acme.tls_alpn01_port = v; }),
+      MakeStringList("acme", "resolve",
+                     [](Config& c, std::vector<std::string> v) { c.acme.resolve = std::move(v); }),
+      MakeDuration("acme", "nonce_lifetime",
+                   [](Config& c, std::chrono::seconds v) { c.acme.nonce_lifetime = v; }),
+      MakeDuration("acme", "order_lifetime",
+                   [](Config& c, std::chrono::seconds v) { c.acme.order_lifetime = v; }),
+      MakeDuration("acme", "authorization_lifetime",
+                   [](Config& c, std::chrono::seconds v) { c.acme.authorization_lifetime = v; }),
+      MakeInt("acme", "validation_threads", 1, 64,
+              [](Config& c, int64_t v) { c.acme.validation_threads = v; }),
       MakeString("log", "level",
                  [](Config& c, const std::string& v) -> Status {
                    auto level = ParseLogLevel(v);
@@ -224,7 +244,58 @@ std::string Resolve(const std::string& base_dir, const std::string& p) {
   return (std::filesystem::path(base_dir) / p).lexically_normal().string();
 }
 
+// [acme] checks that need the whole section. Errors: kConfig "acme.<key>: <reason>".
+Status CheckAcme(const Config::Acme& acme) {
+  for (const auto& suffix : acme.dns_suffixes) {
+    const bool ldh = !suffix.empty() && std::all_of(suffix.begin(), suffix.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    });
+    if (!ldh || suffix.front() == '.' || suffix.back() == '.' ||
+        suffix.find("..") != std::string::npos) {
+      return Fail(Error::Config("acme.dns_suffixes: '" + suffix +
+                                "' is not a lower-case DNS name (write \"example.com\" to allow "
+                                "example.com and every name below it)"));
+    }
+  }
+  for (const auto& entry : acme.resolve) {
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size() ||
+        entry.find('=', eq + 1) != std::string::npos) {
+      return Fail(Error::Config("acme.resolve: '" + entry +
+                                "' must be \"name=address\", e.g. \"*.localhost=127.0.0.1\""));
+    }
+    const std::string address = entry.substr(eq + 1);
+    in_addr v4{};
+    in6_addr v6{};
+    if (inet_pton(AF_INET, address.c_str(), &v4) != 1 &&
+        inet_pton(AF_INET6, address.c_str(), &v6) != 1) {
+      return Fail(Error::Config("acme.resolve: '" + entry + "': '" + address +
+                                "' is not an IPv4 or IPv6 address"));
+    }
+  }
+  const std::pair<const char*, std::chrono::seconds> lifetimes[] = {
+      {"nonce_lifetime", acme.nonce_lifetime},
+      {"order_lifetime", acme.order_lifetime},
+      {"authorization_lifetime", acme.authorization_lifetime}};
+  for (const auto& [name, value] : lifetimes) {
+    if (value.count() <= 0) {
+      return Fail(Error::Config(std::string("acme.") + name + ": must be positive"));
+    }
+  }
+  return Ok();
+}
+
 }  // namespace
+
+std::map<std::string, std::string> Config::Acme::ResolveMap() const {
+  std::map<std::string, std::string> out;
+  for (const auto& entry : resolve) {
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    out[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return out;
+}
 
 Result<std::chrono::seconds> ParseDuration(std::string_view text) {
   const std::string s(text);
@@ -313,6 +384,9 @@ Result<Config> LoadConfig(const std::string& path, const EnvLookup& env) {
 
   if (auto st = config.validity.Validate(); !st) {
     return Fail(Error::Config(path + ": validity: " + st.error().detail()));
+  }
+  if (auto st = CheckAcme(config.acme); !st) {
+    return Fail(Error::Config(path + ": " + st.error().detail()));
   }
   if (config.server.tls_cert_file.empty() != config.server.tls_key_file.empty()) {
     return Fail(Error::Config(path + ": server.tls_cert_file and server.tls_key_file go together"));

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +50,23 @@ struct Config {
   } store;
 
   ca::ValidityPolicy validity;
+
+  // The ACME server (acme/engine.h) and its challenge validators.
+  struct Acme {
+    // DNS names certificates may be issued for: each entry allows itself and every name below it.
+    std::vector<std::string> dns_suffixes = {"localhost"};
+    int64_t http01_port = 80;       // where http-01 validation connects
+    int64_t tls_alpn01_port = 443;  // where tls-alpn-01 validation connects
+    // Name-to-address overrides for validation, "name=address" or "*.suffix=address".
+    std::vector<std::string> resolve;
+    std::chrono::seconds nonce_lifetime{3600};
+    std::chrono::seconds order_lifetime{24 * 3600};
+    std::chrono::seconds authorization_lifetime{24 * 3600};
+    int64_t validation_threads = 2;  // threads running challenge validations
+
+    // `resolve` as a map (name -> address); the entries were checked when loading.
+    std::map<std::string, std::string> ResolveMap() const;
+  } acme;
 
   struct Log {
     LogLevel level = LogLevel::kInfo;

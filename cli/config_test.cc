@@ -35,6 +35,39 @@ TEST_F(ConfigTest, TheShippedExampleLoadsWithDefaults) {
   EXPECT_EQ(c->server.external_url, "https://127.0.0.1:8443");
   EXPECT_EQ(c->validity.max_validity, std::chrono::hours(24 * 7));
   EXPECT_EQ(c->ca.dir, std::string(E2EID_SOURCE_DIR) + "/config/ca");
+  EXPECT_EQ(c->acme.dns_suffixes, std::vector<std::string>{"localhost"});
+  EXPECT_EQ(c->acme.http01_port, 80);
+  EXPECT_EQ(c->acme.tls_alpn01_port, 443);
+  EXPECT_TRUE(c->acme.resolve.empty());
+  EXPECT_EQ(c->acme.nonce_lifetime, std::chrono::hours(1));
+  EXPECT_EQ(c->acme.order_lifetime, std::chrono::hours(24));
+  EXPECT_EQ(c->acme.authorization_lifetime, std::chrono::hours(24));
+  EXPECT_EQ(c->acme.validation_threads, 2);
+}
+
+TEST_F(ConfigTest, AcmeSection) {
+  env_["E2EID_ACME_HTTP01_PORT"] = "5002";
+  auto c = Load(R"(
+[acme]
+dns_suffixes = ["localhost", "test.example"]
+http01_port = 8080
+tls_alpn01_port = 5001
+resolve = ["*.localhost=127.0.0.1", "host.test.example=::1"]
+nonce_lifetime = "10m"
+order_lifetime = "2h"
+authorization_lifetime = 3600
+validation_threads = 8
+)");
+  ASSERT_TRUE(c) << c.error().detail();
+  EXPECT_EQ(c->acme.dns_suffixes, (std::vector<std::string>{"localhost", "test.example"}));
+  EXPECT_EQ(c->acme.http01_port, 5002);  // the environment wins
+  EXPECT_EQ(c->acme.tls_alpn01_port, 5001);
+  EXPECT_EQ(c->acme.ResolveMap(), (std::map<std::string, std::string>{
+                                      {"*.localhost", "127.0.0.1"}, {"host.test.example", "::1"}}));
+  EXPECT_EQ(c->acme.nonce_lifetime, std::chrono::minutes(10));
+  EXPECT_EQ(c->acme.order_lifetime, std::chrono::hours(2));
+  EXPECT_EQ(c->acme.authorization_lifetime, std::chrono::hours(1));
+  EXPECT_EQ(c->acme.validation_threads, 8);
 }
 
 TEST_F(ConfigTest, ValuesAndEnvironmentOverrides) {
@@ -87,6 +120,23 @@ TEST_F(ConfigTest, ErrorsNameFileKeyAndReason) {
       {"[server]\nexternal_url = \"ftp://x\"\n", file + ": server.external_url: must start with"},
       {"[server]\ntls_cert_file = \"a.pem\"\n",
        file + ": server.tls_cert_file and server.tls_key_file"},
+      {"[acme]\nhttp01_port = 0\n", file + ": acme.http01_port: must be between 1 and 65535"},
+      {"[acme]\nvalidation_threads = 0\n",
+       file + ": acme.validation_threads: must be between 1 and 64"},
+      {"[acme]\ndns_suffixes = \"localhost\"\n",
+       file + ": acme.dns_suffixes: expected a list of strings"},
+      {"[acme]\ndns_suffixes = [\"*.localhost\"]\n",
+       file + ": acme.dns_suffixes: '*.localhost' is not a lower-case DNS name"},
+      {"[acme]\ndns_suffixes = [\"Example.com\"]\n",
+       file + ": acme.dns_suffixes: 'Example.com' is not a lower-case DNS name"},
+      {"[acme]\nresolve = [\"localhost\"]\n",
+       file + ": acme.resolve: 'localhost' must be \"name=address\""},
+      {"[acme]\nresolve = [\"a.localhost=nowhere\"]\n",
+       file + ": acme.resolve: 'a.localhost=nowhere': 'nowhere' is not an IPv4 or IPv6 address"},
+      {"[acme]\nnonce_lifetime = \"0s\"\n", file + ": acme.nonce_lifetime: must be positive"},
+      {"[acme]\norder_lifetime = \"soon\"\n",
+       file + ": acme.order_lifetime: invalid duration 'soon'"},
+      {"[acme]\nhttp01 = 80\n", file + ": acme.http01: unknown key"},
   };
   for (const auto& c : cases) {
     auto r = Load(c.text);

@@ -3,7 +3,10 @@
 #include <charconv>
 #include <cstdio>
 
+#include "acme/engine.h"
+#include "acme/http01_validator.h"
 #include "acme/serial_registry.h"
+#include "acme/tls_alpn01_validator.h"
 #include "ca/authority.h"
 #include "ca/issuer.h"
 #include "cli/args.h"
@@ -13,9 +16,11 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "crypto/random.h"
+#include "server/acme_routes.h"
 #include "server/http_server.h"
 #include "server/router.h"
 #include "server/signals.h"
+#include "server/work_queue.h"
 #include "store/sqlite_store.h"
 
 namespace e2eid::cli {
@@ -129,6 +134,63 @@ int Serve(const Config& config) {
     return 1;
   }
 
+  // ---- ACME ----
+  const std::string& external_url = config.server.external_url;
+  ca::Issuer issuer(*authority, config.validity,
+                    ca::IssuerUrls{.crl_url = external_url + "/crl",
+                                   .ocsp_url = external_url + "/ocsp",
+                                   .ca_issuers_url = ""},
+                    serials, clock, random);
+  acme::Http01Options http01_options;
+  http01_options.port = static_cast<uint16_t>(config.acme.http01_port);
+  http01_options.resolver_overrides = config.acme.ResolveMap();
+  auto http01 = acme::Http01Validator::Create(http01_options);
+  if (!http01) {
+    LogError("cannot set up http-01 validation", {{"error", http01.error().ToString()}});
+    return 1;
+  }
+  acme::TlsAlpn01Options tls_alpn01_options;
+  tls_alpn01_options.port = static_cast<uint16_t>(config.acme.tls_alpn01_port);
+  tls_alpn01_options.resolver_overrides = config.acme.ResolveMap();
+  auto tls_alpn01 = acme::TlsAlpn01Validator::Create(tls_alpn01_options);
+  if (!tls_alpn01) {
+    LogError("cannot set up tls-alpn-01 validation", {{"error", tls_alpn01.error().ToString()}});
+    return 1;
+  }
+  server::WorkQueue validations({.name = "acme-validation",
+                                 .threads = static_cast<size_t>(config.acme.validation_threads),
+                                 .max_pending = 1024});
+  acme::EngineOptions acme_options;
+  acme_options.base_url = external_url;
+  acme_options.nonce_lifetime = config.acme.nonce_lifetime;
+  acme_options.order_lifetime = config.acme.order_lifetime;
+  acme_options.authorization_lifetime = config.acme.authorization_lifetime;
+  acme_options.identifiers.dns_suffixes = config.acme.dns_suffixes;
+  acme_options.max_request_bytes = static_cast<size_t>(config.server.max_body_bytes);
+  const acme::Engine engine(
+      acme_options,
+      {.store = **store,
+       .issuer = issuer,
+       .clock = clock,
+       .random = random,
+       .jobs =
+           [&validations](std::function<void()> job) { return validations.Post(std::move(job)); },
+       .validators = {{"http-01", http01->get()}, {"tls-alpn-01", tls_alpn01->get()}},
+       .render_problem = server::AcmeProblemDocument});
+  // Validation jobs reference the engine: they must all have finished before it goes away.
+  struct DrainValidations {
+    server::WorkQueue& queue;
+    ~DrainValidations() { queue.Shutdown(); }
+  } drain_validations{validations};
+  if (auto st = server::AddAcmeRoutes(router, engine); !st) {
+    LogError("routing", {{"error", st.error().ToString()}});
+    return 1;
+  }
+  if (external_url.ends_with(":0")) {
+    LogWarn("server.external_url ends with port 0: ACME URLs will not work; set external_url",
+            {{"external_url", external_url}});
+  }
+
   auto listen = ParseListen(config.server.listen);
   if (!listen) {
     LogError("bad configuration", {{"error", listen.error().detail()}});
@@ -159,12 +221,14 @@ int Serve(const Config& config) {
   }
   LogInfo("e2eid is serving", {{"listen", listen->host + ":" + std::to_string(http.port())},
                                {"external_url", config.server.external_url},
+                               {"acme_directory", engine.Url(acme::kDirectoryPath)},
                                {"tls", config.server.tls},
                                {"store", config.store.path},
                                {"ca", config.ca.dir}});
   const int sig = signals.Wait();
   LogInfo("stopping: draining in-flight requests", {{"signal", sig}});
   http.Stop();
+  validations.Shutdown();
   LogInfo("stopped");
   return 0;
 }

@@ -43,66 +43,69 @@ Json AcmeProblemDocument(const Error& error) {
 
 Status AddAcmeRoutes(Router& router, const acme::Engine& engine) {
   using acme::Engine;
-  E2EID_CHECK_OK(router.Get(
-      acme::kDirectoryPath,
-      Wrap(engine, [](const Engine& e, const HttpRequest& r,
-                      const RouteParams&) { return e.HandleDirectory(r); }),
-      {.head = true}));
+  E2EID_CHECK_OK(router.Get(acme::kDirectoryPath,
+                            Wrap(engine, [](const Engine& e, const HttpRequest& r,
+                                            const RouteParams&) { return e.HandleDirectory(r); }),
+                            {.head = true}));
   auto nonce = Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams&) {
     return e.HandleNewNonce(r);
   });
   E2EID_CHECK_OK(router.Get(acme::kNewNoncePath, nonce));
   E2EID_CHECK_OK(router.Add("HEAD", acme::kNewNoncePath, nonce));
-  E2EID_CHECK_OK(router.Get(
-      Path(acme::kRenewalInfoPath, "/{id}"),
-      Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
-        return e.HandleRenewalInfo(r, Param(p, "id"));
-      })));
+  E2EID_CHECK_OK(
+      router.Get(Path(acme::kRenewalInfoPath, "/{id}"),
+                 Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
+                   return e.HandleRenewalInfo(r, Param(p, "id"));
+                 })));
 
-  E2EID_CHECK_OK(router.Post(
-      acme::kNewAccountPath, Wrap(engine, [](const Engine& e, const HttpRequest& r,
-                                             const RouteParams&) { return e.HandleNewAccount(r); })));
-  E2EID_CHECK_OK(router.Post(
-      Path(acme::kAccountPathPrefix, "{id}"),
-      Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
-        return e.HandleAccount(r, Param(p, "id"));
-      })));
-  E2EID_CHECK_OK(router.Post(
-      Path(acme::kAccountPathPrefix, "{id}/orders"),
-      Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
-        return e.HandleAccountOrders(r, Param(p, "id"));
-      })));
-  E2EID_CHECK_OK(router.Post(
-      acme::kNewOrderPath, Wrap(engine, [](const Engine& e, const HttpRequest& r,
-                                           const RouteParams&) { return e.HandleNewOrder(r); })));
-  E2EID_CHECK_OK(router.Post(
-      Path(acme::kOrderPathPrefix, "{id}"),
-      Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
-        return e.HandleOrder(r, Param(p, "id"));
-      })));
-  E2EID_CHECK_OK(router.Post(
-      Path(acme::kOrderPathPrefix, "{id}/finalize"),
-      Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
-        return e.HandleFinalize(r, Param(p, "id"));
-      })));
-  E2EID_CHECK_OK(router.Post(
-      Path(acme::kAuthzPathPrefix, "{id}"),
-      Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
-        return e.HandleAuthorization(r, Param(p, "id"));
-      })));
-  E2EID_CHECK_OK(router.Post(
-      Path(acme::kChallengePathPrefix, "{id}"),
-      Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
-        return e.HandleChallenge(r, Param(p, "id"));
-      })));
-  E2EID_CHECK_OK(router.Post(
-      Path(acme::kCertificatePathPrefix, "{serial}"),
-      Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
-        return e.HandleCertificate(r, Param(p, "serial"));
-      })));
-  E2EID_CHECK_OK(router.Post(
-      acme::kRevokeCertPath, Wrap(engine, [](const Engine& e, const HttpRequest& r,
-                                             const RouteParams&) { return e.HandleRevokeCert(r); })));
+  E2EID_CHECK_OK(
+      router.Post(acme::kNewAccountPath,
+                  Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams&) {
+                    return e.HandleNewAccount(r);
+                  })));
+  E2EID_CHECK_OK(
+      router.Post(Path(acme::kAccountPathPrefix, "{id}"),
+                  Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
+                    return e.HandleAccount(r, Param(p, "id"));
+                  })));
+  E2EID_CHECK_OK(
+      router.Post(Path(acme::kAccountPathPrefix, "{id}/orders"),
+                  Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
+                    return e.HandleAccountOrders(r, Param(p, "id"));
+                  })));
+  E2EID_CHECK_OK(router.Post(acme::kNewOrderPath,
+                             Wrap(engine, [](const Engine& e, const HttpRequest& r,
+                                             const RouteParams&) { return e.HandleNewOrder(r); })));
+  E2EID_CHECK_OK(
+      router.Post(Path(acme::kOrderPathPrefix, "{id}"),
+                  Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
+                    return e.HandleOrder(r, Param(p, "id"));
+                  })));
+  E2EID_CHECK_OK(
+      router.Post(Path(acme::kOrderPathPrefix, "{id}/finalize"),
+                  Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
+                    return e.HandleFinalize(r, Param(p, "id"));
+                  })));
+  E2EID_CHECK_OK(
+      router.Post(Path(acme::kAuthzPathPrefix, "{id}"),
+                  Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
+                    return e.HandleAuthorization(r, Param(p, "id"));
+                  })));
+  E2EID_CHECK_OK(
+      router.Post(Path(acme::kChallengePathPrefix, "{id}"),
+                  Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
+                    return e.HandleChallenge(r, Param(p, "id"));
+                  })));
+  E2EID_CHECK_OK(
+      router.Post(Path(acme::kCertificatePathPrefix, "{serial}"),
+                  Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams& p) {
+                    return e.HandleCertificate(r, Param(p, "serial"));
+                  })));
+  E2EID_CHECK_OK(
+      router.Post(acme::kRevokeCertPath,
+                  Wrap(engine, [](const Engine& e, const HttpRequest& r, const RouteParams&) {
+                    return e.HandleRevokeCert(r);
+                  })));
   E2EID_CHECK_OK(router.Post(
       acme::kKeyChangePath, Wrap(engine, [](const Engine& e, const HttpRequest& r,
                                             const RouteParams&) { return e.HandleKeyChange(r); })));

@@ -111,7 +111,7 @@ class TestClient {
 
   beast::error_code Read(Response* out, bool head = false) {
     http::response_parser<http::string_body> parser;
-    parser.body_limit(16 * 1024 * 1024);
+    parser.body_limit(uint64_t{16} << 20);
     if (head) parser.skip(true);
     beast::error_code result;
     Lowest().expires_after(kClientTimeout);
@@ -465,8 +465,8 @@ TEST_F(HttpServerTest, HeaderOverLimitIs431) {
   auto server = StartServer(Plain());  // 8 KiB default
   TestClient client(server->port());
   ASSERT_FALSE(client.Connect());
-  ASSERT_FALSE(client.WriteRaw(
-      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(10 * 1024, 'a') + "\r\n\r\n"));
+  ASSERT_FALSE(client.WriteRaw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                               std::string(size_t{10} << 10, 'a') + "\r\n\r\n"));
   Response res;
   ASSERT_FALSE(client.Read(&res));
   EXPECT_EQ(res.result_int(), 431u);
@@ -480,11 +480,14 @@ TEST_F(HttpServerTest, HeaderOverLimitIs431) {
       200u);
 }
 
+// The start of a TLS ClientHello (with NUL bytes) sent to a plain HTTP port.
+constexpr char kTlsClientHelloStart[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n";
+
 TEST_F(HttpServerTest, GarbageIs400AndClosed) {
   auto server = StartServer(Plain());
   for (const std::string& garbage :
        {std::string("HELLO THERE\r\n\r\n"), std::string("GET / HTTP/9.9\r\n\r\n"),
-        std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 16)}) {
+        std::string(kTlsClientHelloStart, sizeof kTlsClientHelloStart - 1)}) {
     TestClient client(server->port());
     ASSERT_FALSE(client.Connect());
     ASSERT_FALSE(client.WriteRaw(garbage));

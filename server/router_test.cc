@@ -17,7 +17,7 @@ HttpRequest Request(std::string method, std::string path) {
   return r;
 }
 
-RouteHandler Echo(std::string tag) {
+RouteHandler Echo(const std::string& tag) {
   return [tag](const HttpRequest& req, const RouteParams& params) {
     std::string body = tag + " " + req.method;
     for (const auto& [k, v] : params) body += " " + k + "=" + v;
