@@ -52,7 +52,7 @@ TEST_F(AuthorityTest, InitCreatesAHierarchyThatOpensslVerifies) {
   EXPECT_EQ(r->root_fingerprint.size(), 64u);
 
   auto v = RunCommand("openssl verify -CAfile " + ShellQuote(p.root_cert) + " " +
-               ShellQuote(p.intermediate_cert));
+                      ShellQuote(p.intermediate_cert));
   EXPECT_EQ(v.exit_code, 0) << v.output;
   EXPECT_NE(v.output.find(": OK"), std::string::npos) << v.output;
 
@@ -106,7 +106,7 @@ TEST_F(AuthorityTest, EveryKeyTypeVerifies) {
     auto r = Init(dir, "example.com", *crypto::ParseKeySpec(name));
     ASSERT_TRUE(r) << name << ": " << r.error().ToString();
     auto v = RunCommand("openssl verify -CAfile " + ShellQuote(r->paths.root_cert) + " " +
-                 ShellQuote(r->paths.intermediate_cert));
+                        ShellQuote(r->paths.intermediate_cert));
     EXPECT_EQ(v.exit_code, 0) << name << ": " << v.output;
     ASSERT_TRUE(CertificateAuthority::Load(r->paths, std::nullopt)) << name;
   }
@@ -128,7 +128,7 @@ TEST_F(AuthorityTest, PassphraseEncryptsKeysAndIsRequiredToLoad) {
   EXPECT_EQ(none.error().code(), ErrorCode::kInvalidArgument);
   // The openssl CLI decrypts it with the same passphrase (standard PKCS#8).
   auto cli = RunCommand("openssl pkey -noout -in " + ShellQuote(r->paths.root_key) +
-                 " -passin pass:" + ShellQuote("correct horse battery staple"));
+                        " -passin pass:" + ShellQuote("correct horse battery staple"));
   EXPECT_EQ(cli.exit_code, 0) << cli.output;
 }
 

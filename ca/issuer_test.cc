@@ -86,7 +86,8 @@ class IssuerTest : public ::testing::Test {
     const std::string leaf = tmp_ / ("leaf-" + cert.serial_hex + ".pem");
     EXPECT_TRUE(WriteFileAtomic(leaf, cert.pem, 0644));
     return RunCommand("openssl verify " + extra + " -CAfile " + ShellQuote(paths_.root_cert) +
-               " -untrusted " + ShellQuote(paths_.intermediate_cert) + " " + ShellQuote(leaf));
+                      " -untrusted " + ShellQuote(paths_.intermediate_cert) + " " +
+                      ShellQuote(leaf));
   }
 
   std::string Text(const IssuedCertificate& cert) {
@@ -150,8 +151,8 @@ TEST_F(IssuerTest, LeafVerifiesWithOpensslAndCarriesExactlyTheRequestedNames) {
   // The chain is leaf, intermediate, root.
   EXPECT_EQ(cert->chain_pem, cert->pem + ca_->chain_pem());
   auto chain_verify = RunCommand("openssl verify -CAfile " + ShellQuote(paths_.root_cert) +
-                          " -untrusted " + ShellQuote(paths_.chain) + " " +
-                          ShellQuote(tmp_ / ("leaf-" + cert->serial_hex + ".pem")));
+                                 " -untrusted " + ShellQuote(paths_.chain) + " " +
+                                 ShellQuote(tmp_ / ("leaf-" + cert->serial_hex + ".pem")));
   EXPECT_EQ(chain_verify.exit_code, 0) << chain_verify.output;
 }
 

@@ -42,8 +42,8 @@ Result<crypto::X509NamePtr> BuildName(
 // Adds an extension given in OpenSSL's configuration syntax. Only for fixed, trusted values
 // (e.g. "critical,CA:TRUE,pathlen:0"); `issuer` is used for authorityKeyIdentifier.
 Status AddConfExtension(X509* cert, X509* issuer, int nid, const char* value);
-// Checks that `name` can be a DNS name or URI in a certificate: non-empty printable ASCII (IA5String)
-// without spaces. Errors: kMalformed naming the value.
+// Checks that `name` can be a DNS name or URI in a certificate: non-empty printable ASCII
+// (IA5String) without spaces. Errors: kMalformed naming the value.
 Status CheckIa5Name(std::string_view name);
 // subjectAltName with DNS names and URIs; `critical` when the subject is empty (RFC 5280 §4.2.1.6).
 // Errors: kMalformed for a name that is not printable ASCII (IA5String) or is empty.

@@ -30,7 +30,7 @@ TEST(CliInitTest, CreatesAVerifiableHierarchy) {
   EXPECT_EQ(Mode(dir + "/intermediate.key"), 0600u);
 
   auto v = RunCommand("openssl verify -CAfile " + ShellQuote(dir + "/root.pem") + " " +
-               ShellQuote(dir + "/intermediate.pem"));
+                      ShellQuote(dir + "/intermediate.pem"));
   EXPECT_EQ(v.exit_code, 0) << v.output;
   auto text = RunCommand("openssl x509 -noout -text -in " + ShellQuote(dir + "/intermediate.pem"));
   EXPECT_NE(text.output.find("CA:TRUE, pathlen:0"), std::string::npos) << text.output;
@@ -57,13 +57,13 @@ TEST(CliInitTest, PassphraseFileAndKeyTypes) {
   TempDir tmp;
   ASSERT_TRUE(WriteNewFile(tmp / "pass", "s3cret passphrase\n", 0600));
   auto r = RunCommand(E2eid("init --dir " + ShellQuote(tmp / "ca") + " --key-type ed25519" +
-                     " --passphrase-file " + ShellQuote(tmp / "pass")));
+                            " --passphrase-file " + ShellQuote(tmp / "pass")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(ReadFile(tmp / "ca/intermediate.key")->find("ENCRYPTED PRIVATE KEY"),
             std::string::npos);
   // The trailing newline is not part of the passphrase.
   auto dec = RunCommand("openssl pkey -noout -in " + ShellQuote(tmp / "ca/intermediate.key") +
-                 " -passin pass:" + ShellQuote("s3cret passphrase"));
+                        " -passin pass:" + ShellQuote("s3cret passphrase"));
   EXPECT_EQ(dec.exit_code, 0) << dec.output;
   auto text = RunCommand("openssl x509 -noout -text -in " + ShellQuote(tmp / "ca/root.pem"));
   EXPECT_NE(text.output.find("ED25519"), std::string::npos) << text.output;

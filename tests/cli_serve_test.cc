@@ -46,13 +46,13 @@ TEST_F(CliServeTest, ServesHealthOverHttpsAndStopsOnSigterm) {
 
   // curl trusts only our root: the chain the service presents must lead to it, for "localhost".
   auto health = RunCommand("curl -sS --fail --cacert " + ShellQuote(tmp_ / "ca/root.pem") +
-                    " https://localhost:" + std::to_string(port) + "/healthz");
+                           " https://localhost:" + std::to_string(port) + "/healthz");
   EXPECT_EQ(health.exit_code, 0) << health.output;
   EXPECT_EQ(health.output, R"({"status":"ok"})");
   // Unknown paths are 404, not a crash.
-  auto missing =
-      RunCommand("curl -sS -o /dev/null -w '%{http_code}' --cacert " + ShellQuote(tmp_ / "ca/root.pem") +
-          " https://localhost:" + std::to_string(port) + "/nope");
+  auto missing = RunCommand("curl -sS -o /dev/null -w '%{http_code}' --cacert " +
+                            ShellQuote(tmp_ / "ca/root.pem") +
+                            " https://localhost:" + std::to_string(port) + "/nope");
   EXPECT_EQ(missing.output, "404");
 
   EXPECT_EQ(p.SignalAndWait(SIGTERM), 0) << p.Log();
@@ -63,7 +63,8 @@ TEST_F(CliServeTest, ServesHealthOverHttpsAndStopsOnSigterm) {
 
 TEST_F(CliServeTest, BadConfigurationStopsStartWithFileKeyAndReason) {
   WriteConfig("threads = \"many\"\n");
-  auto r = RunCommand(std::string(E2EID_BINARY) + " serve --config " + ShellQuote(tmp_ / "e2eid.toml"));
+  auto r =
+      RunCommand(std::string(E2EID_BINARY) + " serve --config " + ShellQuote(tmp_ / "e2eid.toml"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find(tmp_ / "e2eid.toml" + ": server.threads: expected an integer"),
             std::string::npos)

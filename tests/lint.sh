@@ -10,7 +10,7 @@ mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.h' 
 
 if ! clang-format --dry-run --Werror "${files[@]}" 2>/tmp/e2eid-format.log; then
   echo "clang-format: these files need formatting (run: clang-format -i FILE):" >&2
-  grep -o '^[^:]*:' /tmp/e2eid-format.log | sort -u >&2
+  grep -oE '^[^: ]+\.(h|cc):[0-9]+' /tmp/e2eid-format.log | cut -d: -f1 | sort -u | sed 's/^/  /' >&2
   exit 1
 fi
 echo "clang-format: ${#files[@]} files OK"
