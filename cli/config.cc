@@ -398,8 +398,16 @@ Result<Config> LoadConfig(const std::string& path, const EnvLookup& env) {
   config.server.tls_cert_file = Resolve(base, config.server.tls_cert_file);
   config.server.tls_key_file = Resolve(base, config.server.tls_key_file);
   if (config.server.external_url.empty()) {
+    // Loopback listeners are reached as "localhost": the name the self-issued TLS certificate
+    // carries by default (an IP address would fail hostname verification).
+    std::string authority = config.server.listen;
+    for (const char* loopback : {"127.0.0.1:", "[::1]:"}) {
+      if (authority.rfind(loopback, 0) == 0) {
+        authority = "localhost:" + authority.substr(std::string(loopback).size());
+      }
+    }
     config.server.external_url =
-        std::string(config.server.tls ? "https://" : "http://") + config.server.listen;
+        std::string(config.server.tls ? "https://" : "http://") + authority;
   }
   return config;
 }

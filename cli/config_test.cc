@@ -32,7 +32,7 @@ TEST_F(ConfigTest, TheShippedExampleLoadsWithDefaults) {
                       [](const std::string&) { return std::nullopt; });
   ASSERT_TRUE(c) << c.error().detail();
   EXPECT_EQ(c->server.listen, "127.0.0.1:8443");
-  EXPECT_EQ(c->server.external_url, "https://127.0.0.1:8443");
+  EXPECT_EQ(c->server.external_url, "https://localhost:8443");
   EXPECT_EQ(c->validity.max_validity, std::chrono::hours(24 * 7));
   EXPECT_EQ(c->ca.dir, std::string(E2EID_SOURCE_DIR) + "/config/ca");
   EXPECT_EQ(c->acme.dns_suffixes, std::vector<std::string>{"localhost"});

@@ -218,9 +218,13 @@ Result<Bytes> EcdsaJoseToDer(std::span<const uint8_t> jose, KeyType type) {
   BignumPtr r(BN_bin2bn(jose.data(), static_cast<int>(n), nullptr));
   BignumPtr s(BN_bin2bn(jose.data() + n, static_cast<int>(n), nullptr));
   if (!r || !s) return Fail(OpenSslError("BN_bin2bn"));
-  if (ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) return Fail(OpenSslError("ECDSA_SIG_set0"));
-  r.release();  // now owned by sig
-  s.release();
+  BIGNUM* r_raw = r.release();  // owned by sig once ECDSA_SIG_set0 succeeds
+  BIGNUM* s_raw = s.release();
+  if (ECDSA_SIG_set0(sig.get(), r_raw, s_raw) != 1) {
+    BN_free(r_raw);
+    BN_free(s_raw);
+    return Fail(OpenSslError("ECDSA_SIG_set0"));
+  }
   unsigned char* raw = nullptr;
   const int len = i2d_ECDSA_SIG(sig.get(), &raw);
   OpenSslBufferPtr der(raw);

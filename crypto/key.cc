@@ -308,7 +308,7 @@ int PrivateKey::bits() const { return EVP_PKEY_get_bits(pkey_.get()); }
 
 Result<PublicKey> PublicKey::FromDer(std::span<const uint8_t> der) {
   if (der.empty()) return Fail(Error::Malformed("public key is empty"));
-  if (der.size() > 64 * 1024) return Fail(Error::Malformed("public key is too large"));
+  if (der.size() > size_t{64} * 1024) return Fail(Error::Malformed("public key is too large"));
   // Parse the SubjectPublicKeyInfo structure first: a structural failure is kMalformed, a key
   // that does not decode inside a well-formed structure (off-curve point, unknown algorithm) is
   // kBadPublicKey.

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Test peers (real independent implementations) used by the integration tests.
-export E2EID_EXTRA_PACKAGES="${E2EID_EXTRA_PACKAGES:-}"
+export E2EID_EXTRA_PACKAGES="${E2EID_EXTRA_PACKAGES:-} certbot lego"
 bash tests/deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
