@@ -20,8 +20,9 @@ std::string Lower(std::string s) {
   return s;
 }
 
-// The text of an ASN.1 string as UTF-8; refuses embedded NULs.
-Result<std::string> StringOf(const ASN1_STRING* s, std::string_view what) {
+}  // namespace
+
+Result<std::string> CsrString(const ASN1_STRING* s, std::string_view what) {
   unsigned char* raw = nullptr;
   const int len = ASN1_STRING_to_UTF8(&raw, s);
   crypto::OpenSslBufferPtr owned(raw);
@@ -36,9 +37,7 @@ Result<std::string> StringOf(const ASN1_STRING* s, std::string_view what) {
   return out;
 }
 
-}  // namespace
-
-Result<ParsedCsr> ParseCsr(std::span<const uint8_t> der) {
+Result<DecodedCsr> DecodeCsr(std::span<const uint8_t> der) {
   if (der.empty()) return Fail(BadCsr("CSR is empty"));
   const unsigned char* p = der.data();
   crypto::X509ReqPtr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
@@ -74,8 +73,13 @@ Result<ParsedCsr> ParseCsr(std::span<const uint8_t> der) {
     ClearOpenSslErrors();
     return Fail(BadCsr("CSR signature is invalid (not signed by the CSR's own key)"));
   }
+  return DecodedCsr{std::move(req), std::move(*key)};
+}
 
-  ParsedCsr out{std::move(*key), {}, std::nullopt};
+Result<ParsedCsr> ParseCsr(std::span<const uint8_t> der) {
+  E2EID_TRY(decoded, DecodeCsr(der));
+  crypto::X509ReqPtr req = std::move(decoded.req);
+  ParsedCsr out{std::move(decoded.public_key), {}, std::nullopt};
 
   X509_NAME* subject = X509_REQ_get_subject_name(req.get());
   if (subject != nullptr) {
@@ -85,7 +89,7 @@ Result<ParsedCsr> ParseCsr(std::span<const uint8_t> der) {
         return Fail(BadCsr("CSR subject has more than one commonName"));
       }
       const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, cn));
-      E2EID_TRY(text, StringOf(data, "commonName"));
+      E2EID_TRY(text, CsrString(data, "commonName"));
       out.common_name = Lower(std::move(text));
     }
   }
@@ -109,7 +113,7 @@ Result<ParsedCsr> ParseCsr(std::span<const uint8_t> der) {
             "CSR subjectAltName contains a name that is not a DNS name (IP address, URI, e-mail "
             "and other names are not issued)"));
       }
-      E2EID_TRY(text, StringOf(gn->d.dNSName, "subjectAltName dNSName"));
+      E2EID_TRY(text, CsrString(gn->d.dNSName, "subjectAltName dNSName"));
       out.dns_names.push_back(Lower(std::move(text)));
     }
   }

@@ -15,6 +15,7 @@
 #include "core/encoding.h"
 #include "core/error.h"
 #include "crypto/key.h"
+#include "crypto/openssl.h"
 
 namespace e2eid::acme {
 
@@ -25,6 +26,19 @@ struct ParsedCsr {
   // The subject's commonName (lower-cased), when present.
   std::optional<std::string> common_name;
 };
+
+// The first steps of every CSR check: DER PKCS#10 without trailing bytes, a signature algorithm
+// without a broken digest (MD5/SHA-1), a public key inside the policy of crypto/key.h, and a valid
+// self-signature. Errors: kBadCsr with a precise detail.
+struct DecodedCsr {
+  crypto::X509ReqPtr req;
+  crypto::PublicKey public_key;
+};
+Result<DecodedCsr> DecodeCsr(std::span<const uint8_t> der);
+
+// The text of an ASN.1 string in a CSR as UTF-8. Errors: kBadCsr naming `what` for an invalid
+// string or an embedded NUL.
+Result<std::string> CsrString(const ASN1_STRING* s, std::string_view what);
 
 // Parses a DER PKCS#10 request and checks it. Errors, all kBadCsr with a precise detail:
 //   not DER / trailing bytes; the self-signature does not verify; a signature algorithm using

@@ -7,6 +7,7 @@
 
 #include "acme/ari.h"
 #include "acme/csr.h"
+#include "acme/wire.h"
 #include "ca/x509.h"
 #include "core/encoding.h"
 #include "core/log.h"
@@ -75,14 +76,15 @@ OrderStatus EffectiveStatus(const store::Order& o, const std::vector<store::Auth
 }
 
 Status Audit(Transaction& tx, TimePoint now, std::string actor, std::string action,
-             std::string target, std::string source, const Json& details) {
+             std::string target, std::string source, const Json& details,
+             std::string outcome = "success") {
   store::AuditEvent e;
   e.at = now;
   e.actor = std::move(actor);
   e.action = std::move(action);
   e.target = std::move(target);
   e.source = std::move(source);
-  e.outcome = "success";
+  e.outcome = std::move(outcome);
   e.details = DumpJson(details.is_null() ? Json::object() : details);
   E2EID_TRY(id, tx.AppendAudit(e));
   (void)id;
@@ -126,6 +128,73 @@ Result<std::optional<TimePoint>> OptionalTime(const Json& payload, std::string_v
   return std::optional<TimePoint>(*t);
 }
 
+// An administrator's decisions about a person or device override any token: a blocked or
+// removed device and a disabled user get no new certificate.
+Status CheckWireEnrolmentAllowed(Transaction& tx, const WireIdentity& identity) {
+  auto device = tx.GetDevice(identity.client.Uri());
+  if (device) {
+    if (device->status != store::DeviceStatus::kActive) {
+      std::string detail = "device " + identity.client.Uri() + " is " +
+                           std::string(store::ToString(device->status)) +
+                           " by an administrator and cannot enrol";
+      if (device->blocked_reason && !device->blocked_reason->empty()) {
+        detail += " (" + *device->blocked_reason + ")";
+      }
+      return Fail(Error::Unauthorized(std::move(detail)));
+    }
+  } else if (device.error().code() != ErrorCode::kNotFound) {
+    return Fail(std::move(device.error()));
+  }
+  auto user = tx.GetUser(identity.client.user_id);
+  if (user) {
+    if (user->status != store::UserStatus::kActive) {
+      return Fail(Error::Unauthorized("user " + identity.handle_uri +
+                                      " is disabled by an administrator and cannot enrol"));
+    }
+  } else if (user.error().code() != ErrorCode::kNotFound) {
+    return Fail(std::move(user.error()));
+  }
+  return Ok();
+}
+
+// The user and the device of an issued identity certificate, created or refreshed.
+Status RecordWireEnrolment(Transaction& tx, const WireIdentity& identity,
+                           const std::string& key_thumbprint, TimePoint now) {
+  auto user = tx.GetUser(identity.client.user_id);
+  if (user) {
+    user->handle = identity.handle;
+    user->display_name = identity.display_name;
+    user->last_seen = now;
+    E2EID_CHECK_OK(tx.UpdateUser(*user));
+  } else if (user.error().code() == ErrorCode::kNotFound) {
+    store::User u;
+    u.id = identity.client.user_id;
+    u.handle = identity.handle;
+    u.display_name = identity.display_name;
+    u.first_seen = u.last_seen = now;
+    E2EID_CHECK_OK(tx.InsertUser(u));
+  } else {
+    return Fail(std::move(user.error()));
+  }
+  auto device = tx.GetDevice(identity.client.Uri());
+  if (device) {
+    device->display_name = identity.display_name;
+    device->handle = identity.handle;
+    device->key_thumbprint = key_thumbprint;
+    device->last_seen = now;
+    return tx.UpdateDevice(*device);
+  }
+  if (device.error().code() != ErrorCode::kNotFound) return Fail(std::move(device.error()));
+  store::Device d;
+  d.id = identity.client.Uri();
+  d.user_id = identity.client.user_id;
+  d.display_name = identity.display_name;
+  d.handle = identity.handle;
+  d.key_thumbprint = key_thumbprint;
+  d.first_seen = d.last_seen = now;
+  return tx.InsertDevice(d);
+}
+
 }  // namespace
 
 struct Engine::Authenticated {
@@ -146,7 +215,12 @@ Engine::Engine(EngineOptions options, Deps deps)
       random_(deps.random),
       jobs_(std::move(deps.jobs)),
       validators_(std::move(deps.validators)),
-      render_problem_(std::move(deps.render_problem)) {}
+      render_problem_(std::move(deps.render_problem)),
+      own_revocations_(
+          deps.revocations != nullptr
+              ? nullptr
+              : std::make_unique<revocation::RevocationService>(deps.store, deps.clock)),
+      revocations_(deps.revocations != nullptr ? *deps.revocations : *own_revocations_) {}
 
 // ---- plumbing -----------------------------------------------------------------------------------
 
@@ -591,6 +665,14 @@ Result<HttpResponse> Engine::DoNewOrder(const HttpRequest& request) const {
                                      "identifier type '" + id.type + "' is not supported");
     if (id.type == "dns" && options_.challenge_types.contains("dns")) {
       value = CheckDnsIdentifier(id.value, options_.identifiers);
+    } else if ((id.type == kWireUserType || id.type == kWireDeviceType) && options_.wire &&
+               options_.challenge_types.contains(id.type)) {
+      auto parsed = ParseWireIdentifier(id.type, id.value, options_.wire->domain);
+      if (parsed) {
+        value = id.value;  // kept verbatim: Wire clients compare the text they sent
+      } else {
+        value = Fail(std::move(parsed.error()));
+      }
     }
     if (value) {
       unique.insert({id.type, std::move(*value)});
@@ -611,6 +693,30 @@ Result<HttpResponse> Engine::DoNewOrder(const HttpRequest& request) const {
     return Fail(std::move(*refused));
   }
   const std::vector<Identifier> identifiers(unique.begin(), unique.end());
+
+  // Wire identity orders: exactly one user and one device identifier, describing one person.
+  std::optional<WireIdentity> wire_identity;
+  {
+    const Identifier* user = nullptr;
+    const Identifier* device = nullptr;
+    size_t wire_count = 0;
+    for (const auto& id : identifiers) {
+      if (id.type == kWireUserType) user = &id;
+      if (id.type == kWireDeviceType) device = &id;
+      if (id.type == kWireUserType || id.type == kWireDeviceType) ++wire_count;
+    }
+    if (wire_count > 0) {
+      if (identifiers.size() != 2 || user == nullptr || device == nullptr) {
+        return Fail(Error::RejectedIdentifier(
+            "an identity order must have exactly two identifiers: one wireapp-user and one "
+            "wireapp-device"));
+      }
+      E2EID_TRY(u, ParseWireIdentifier(user->type, user->value, options_.wire->domain));
+      E2EID_TRY(d, ParseWireIdentifier(device->type, device->value, options_.wire->domain));
+      E2EID_TRY(both, MatchWireIdentifiers(u, d));
+      wire_identity = std::move(both);
+    }
+  }
 
   // Challenge types on offer for each identifier type.
   std::map<std::string, std::vector<std::string>> offered;
@@ -681,6 +787,16 @@ Result<HttpResponse> Engine::DoNewOrder(const HttpRequest& request) const {
       c.authz_id = authz_id;
       c.type = type;
       c.token = token;
+      if (type == kWireOidcChallenge && options_.wire) c.target = options_.wire->oidc_target;
+      if (type == kWireDpopChallenge && options_.wire && wire_identity) {
+        std::string target = options_.wire->dpop_target_template;
+        const size_t at = target.find("{device_id}");
+        if (at != std::string::npos) {
+          target.replace(at, std::string_view("{device_id}").size(),
+                         wire_identity->client.device_id);
+        }
+        c.target = std::move(target);
+      }
       n.challenges.push_back(std::move(c));
     }
     authzs.push_back(std::move(n));
@@ -688,6 +804,7 @@ Result<HttpResponse> Engine::DoNewOrder(const HttpRequest& request) const {
 
   Json body;
   E2EID_CHECK_OK(store_.InTransaction([&](Transaction& tx) -> Status {
+    if (wire_identity) E2EID_CHECK_OK(CheckWireEnrolmentAllowed(tx, *wire_identity));
     if (replaces) {
       auto cert = tx.GetCertificate(replaces->serial_hex);
       if (!cert) {
@@ -798,15 +915,31 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
   if (!der) {
     return Fail(Error::Malformed("finalize 'csr' is not base64url: " + der.error().detail()));
   }
-  E2EID_TRY(csr, ParseCsr(*der));
   E2EID_TRY(ids_json, ParseJson(order.identifiers, "stored order identifiers"));
   E2EID_TRY(ids, ParseIdentifiers(ids_json));
   std::vector<std::string> dns_names;
+  std::optional<WireIdentity> wire;
   for (const auto& id : ids) {
     if (id.type == "dns") dns_names.push_back(id.value);
   }
-  E2EID_CHECK_OK(CheckCsrNames(csr, dns_names));
-  E2EID_TRY(csr_thumbprint, crypto::JwkThumbprint(csr.public_key));
+  for (const auto& id : ids) {
+    if (id.type != kWireDeviceType) continue;
+    if (!options_.wire) return Fail(Error::Internal("a Wire order without Wire configuration"));
+    E2EID_TRY(w, ParseWireIdentifier(id.type, id.value, options_.wire->domain));
+    wire = std::move(w);
+  }
+  std::optional<ParsedCsr> dns_csr;
+  std::optional<crypto::PublicKey> wire_key;
+  if (wire) {
+    E2EID_TRY(key, CheckWireCsr(*der, *wire));
+    wire_key = std::move(key);
+  } else {
+    E2EID_TRY(parsed, ParseCsr(*der));
+    E2EID_CHECK_OK(CheckCsrNames(parsed, dns_names));
+    dns_csr = std::move(parsed);
+  }
+  const crypto::PublicKey& csr_key = wire ? *wire_key : dns_csr->public_key;
+  E2EID_TRY(csr_thumbprint, crypto::JwkThumbprint(csr_key));
   if (csr_thumbprint == account.key_thumbprint) {
     return Fail(Error::BadCsr("the CSR's key is the account key; use a separate certificate key"));
   }
@@ -830,10 +963,18 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
 
   // 4. Issue (outside any transaction: the serial registry commits its own).
   ca::LeafRequest leaf;
-  leaf.public_key = &csr.public_key;
-  if (csr.common_name && csr.common_name->size() <= 64) leaf.subject = {{"CN", *csr.common_name}};
-  leaf.dns_names = dns_names;
-  leaf.profile = ca::Profile::kTlsServer;
+  leaf.public_key = &csr_key;
+  if (wire) {
+    leaf.subject = {{"O", wire->domain}, {"CN", wire->display_name}};
+    leaf.uris = {wire->client.Uri(), wire->handle_uri};
+    leaf.profile = ca::Profile::kDevice;
+  } else {
+    if (dns_csr->common_name && dns_csr->common_name->size() <= 64) {
+      leaf.subject = {{"CN", *dns_csr->common_name}};
+    }
+    leaf.dns_names = dns_names;
+    leaf.profile = ca::Profile::kTlsServer;
+  }
   leaf.not_before = order.not_before;
   leaf.not_after = order.not_after;
   auto issued = issuer_.Issue(leaf);
@@ -864,7 +1005,8 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
   cert.serial = issued->serial_hex;
   cert.account_id = account.id;
   cert.order_id = order.id;
-  cert.user_id = "";
+  cert.user_id = wire ? wire->client.user_id : "";
+  if (wire) cert.device_id = wire->client.Uri();
   cert.spki_sha256 = issued->spki_sha256_hex;
   cert.not_before = issued->not_before;
   cert.not_after = issued->not_after;
@@ -881,6 +1023,11 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
   const TimePoint now = clock_.Now();
   cert.issued_at = now;
   auto recorded = store_.InTransaction([&](Transaction& tx) -> Status {
+    if (wire) {
+      // An administrator may have blocked the device while the certificate was being signed.
+      E2EID_CHECK_OK(CheckWireEnrolmentAllowed(tx, *wire));
+      E2EID_CHECK_OK(RecordWireEnrolment(tx, *wire, csr_thumbprint, now));
+    }
     E2EID_CHECK_OK(tx.InsertCertificate(cert));
     E2EID_TRY(o, tx.GetOrder(order.id));
     if (o.status != OrderStatus::kProcessing) {
@@ -889,10 +1036,19 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
     o.status = OrderStatus::kValid;
     o.certificate_serial = cert.serial;
     o.updated_at = now;
+    if (wire) {
+      o.user_id = wire->client.user_id;
+      o.device_id = wire->client.Uri();
+      o.display_name = wire->display_name;
+      o.handle = wire->handle_uri;
+      o.domain = wire->domain;
+    }
     E2EID_CHECK_OK(tx.UpdateOrder(o));
     E2EID_CHECK_OK(Audit(
         tx, now, "acme:" + account.id, "certificate.issue", cert.serial, request.remote_address,
-        {{"order", o.id}, {"names", dns_names}, {"not_after", FormatRfc3339(cert.not_after)}}));
+        {{"order", o.id},
+         {"names", wire ? Json::array({wire->client.Uri(), wire->handle_uri}) : Json(dns_names)},
+         {"not_after", FormatRfc3339(cert.not_after)}}));
     E2EID_TRY(j, OrderJson(tx, o));
     body = std::move(j);
     return Ok();
@@ -1020,13 +1176,18 @@ Result<HttpResponse> Engine::DoChallenge(const HttpRequest& request, std::string
     v.key_authorization = challenge.token + "." + account.key_thumbprint;
     v.payload = auth.payload;
     v.challenge_url = Url(kChallengePathPrefix) + challenge.id;
+    v.target = challenge.target.value_or("");
     job = std::move(v);
     return Ok();
   }));
-  if (job) {
+  if (job && validator->synchronous()) {
+    // Identity challenges: the outcome is the reply.
+    Status outcome = RunValidation(challenge.id, *job, validator, true);
+    if (!outcome) return Fail(std::move(outcome.error()));
+  } else if (job) {
     const std::string id = challenge.id;
     Status posted = jobs_ ? jobs_([this, id, request = std::move(*job), validator]() {
-      RunValidation(id, request, validator);
+      (void)RunValidation(id, request, validator, false);
     })
                           : Fail(Error::Internal("the ACME engine has no job runner"));
     if (!posted) {
@@ -1049,20 +1210,32 @@ Result<HttpResponse> Engine::DoChallenge(const HttpRequest& request, std::string
   return r;
 }
 
-void Engine::RunValidation(const std::string& challenge_id, ValidationRequest request,
-                           ChallengeValidator* validator) const {
+Status Engine::RunValidation(const std::string& challenge_id, const ValidationRequest& request,
+                             ChallengeValidator* validator, bool keep_pending_on_transient) const {
   Status outcome = Ok();
+  std::optional<Json> claims;
   try {
-    outcome = validator->Validate(request);
+    auto r = validator->ValidateWithClaims(request);
+    if (r) {
+      claims = std::move(*r);
+    } else {
+      outcome = Fail(std::move(r.error()));
+    }
   } catch (const std::exception& e) {
     outcome = Fail(Error::Internal(std::string("validator threw: ") + e.what()));
   } catch (...) {
     outcome = Fail(Error::Internal("validator threw a non-standard exception"));
   }
+  const bool transient = !outcome && (outcome.error().code() == ErrorCode::kUnavailable ||
+                                      outcome.error().code() == ErrorCode::kConnection);
   const TimePoint now = clock_.Now();
   auto recorded = store_.InTransaction([&](Transaction& tx) -> Status {
     E2EID_TRY(challenge, tx.GetChallenge(challenge_id));
     if (challenge.status != ChallengeStatus::kProcessing) return Ok();
+    if (keep_pending_on_transient && transient) {
+      return tx.UpdateChallengeStatus(challenge.id, ChallengeStatus::kProcessing,
+                                      ChallengeStatus::kPending);
+    }
     E2EID_TRY(authz, tx.GetAuthorization(challenge.authz_id));
     Status result = outcome;
     const AuthorizationStatus effective = EffectiveStatus(authz, now);
@@ -1077,6 +1250,7 @@ void Engine::RunValidation(const std::string& challenge_id, ValidationRequest re
       challenge.status = ChallengeStatus::kValid;
       challenge.validated_at = now;
       challenge.error.reset();
+      if (claims && !claims->empty()) challenge.validation_claims = DumpJson(*claims);
       E2EID_CHECK_OK(tx.UpdateChallenge(challenge));
       if (!authz_pending) return Ok();
       E2EID_CHECK_OK(tx.UpdateAuthorizationStatus(authz.id, AuthorizationStatus::kPending,
@@ -1095,6 +1269,15 @@ void Engine::RunValidation(const std::string& challenge_id, ValidationRequest re
     challenge.status = ChallengeStatus::kInvalid;
     challenge.error = ErrorJsonText(error);
     E2EID_CHECK_OK(tx.UpdateChallenge(challenge));
+    if (validator->synchronous()) {
+      // A refused identity proof is an enrolment refusal: audit it.
+      E2EID_CHECK_OK(Audit(tx, now, "acme:" + authz.account_id, "enrolment.refuse", challenge.id,
+                           "",
+                           {{"type", challenge.type},
+                            {"identifier", authz.identifier_value},
+                            {"error", error.ToString()}},
+                           "failure"));
+    }
     if (!authz_pending) return Ok();
     E2EID_CHECK_OK(tx.UpdateAuthorizationStatus(authz.id, AuthorizationStatus::kPending,
                                                 AuthorizationStatus::kInvalid));
@@ -1117,9 +1300,10 @@ void Engine::RunValidation(const std::string& challenge_id, ValidationRequest re
   if (!recorded) {
     fields["store_error"] = recorded.error().ToString();
     LogError("cannot record a challenge validation", fields);
-    return;
+    return Fail(std::move(recorded.error()));
   }
   LogInfo("challenge validation finished", fields);
+  return outcome;
 }
 
 // ---- certificates -------------------------------------------------------------------------------
@@ -1187,8 +1371,7 @@ Result<HttpResponse> Engine::DoRevokeCert(const HttpRequest& request) const {
   }
   const std::string actor =
       auth.account ? "acme:" + auth.account->id : "acme:certificate-key:" + auth.jwk_thumbprint;
-  const TimePoint now = clock_.Now();
-  E2EID_CHECK_OK(store_.InTransaction([&](Transaction& tx) -> Status {
+  E2EID_CHECK_OK(store_.ReadOnly([&](Transaction& tx) -> Status {
     auto cert = tx.GetCertificate(serial);
     if (!cert || cert->der != *der) {
       if (!cert && cert.error().code() != ErrorCode::kNotFound) {
@@ -1206,24 +1389,19 @@ Result<HttpResponse> Engine::DoRevokeCert(const HttpRequest& request) const {
     if (cert->status == store::CertificateStatus::kRevoked) {
       return Fail(ErrorCode::kAlreadyRevoked, "the certificate is already revoked");
     }
-    E2EID_TRY(changed, tx.RevokeCertificates({store::RevocationScopeKind::kCertificate, serial},
-                                             reason, "revoked by the ACME client", now));
-    if (changed == 0) {
-      return Fail(ErrorCode::kAlreadyRevoked, "the certificate is already revoked");
-    }
-    store::RevocationEvent event;
-    event.scope_kind = store::RevocationScopeKind::kCertificate;
-    event.scope_value = serial;
-    event.reason = reason;
-    event.comment = "revoked by the ACME client";
-    event.actor = actor;
-    event.at = now;
-    event.affected = changed;
-    E2EID_TRY(event_id, tx.InsertRevocationEvent(event));
-    (void)event_id;
-    return Audit(tx, now, actor, "certificate.revoke", serial, request.remote_address,
-                 {{"reason", reason}});
+    return Ok();
   }));
+  // The one revocation path: store, revocation event, audit, then CRL and OCSP.
+  E2EID_TRY(outcome, revocations_.Revoke({.kind = store::RevocationScopeKind::kCertificate,
+                                          .value = serial,
+                                          .reason = reason,
+                                          .comment = "revoked by the ACME client",
+                                          .actor = actor,
+                                          .source = request.remote_address}));
+  if (outcome.affected == 0) {
+    // A concurrent revocation won the race.
+    return Fail(ErrorCode::kAlreadyRevoked, "the certificate is already revoked");
+  }
   LogInfo("certificate revoked", {{"serial", serial}, {"reason", reason}, {"actor", actor}});
   return HttpResponse::Empty(200);
 }

@@ -44,13 +44,22 @@
 // authorization belongs to exactly one order: a validated challenge only ever makes its own order
 // ready (authorizations are never reused across orders).
 //
-// Challenge validation: POST {} to a pending challenge sets it "processing" and hands a job to the
-// JobRunner; the job calls the ChallengeValidator registered for the challenge type (which may
-// block) and records the outcome. An authorization offers the challenge types of
-// EngineOptions::challenge_types for its identifier type that have a validator. When the JobRunner
-// refuses the job (queue full: kUnavailable, 503) the challenge goes back to "pending" so the
-// client can retry. A validation failure makes the challenge, its authorization and its order
-// invalid, with the validator's error as the problem document in "error".
+// End-to-end identity (EngineOptions::wire): an order with Wire identifiers has exactly one
+// "wireapp-user" and one "wireapp-device" identifier (acme/wire.h) naming the same person in the
+// configured domain; a device or user that an administrator blocked/disabled is refused
+// (unauthorized). Their challenges (wire-oidc-01, wire-dpop-01) carry a "target". Finalize checks
+// the CSR with CheckWireCsr and issues a Profile::kDevice certificate (CN = name, O = domain, the
+// two URIs); the certificate, the user and the device are recorded in the same transaction.
+//
+// Challenge validation: synchronous validators (ChallengeValidator::synchronous) run while the
+// challenge POST is answered; a failure is that reply's problem document (and makes the challenge,
+// authorization and order invalid, as below). Otherwise: POST {} to a pending challenge sets it
+// "processing" and hands a job to the JobRunner; the job calls the ChallengeValidator registered
+// for the challenge type (which may block) and records the outcome. An authorization offers the
+// challenge types of EngineOptions::challenge_types for its identifier type that have a validator.
+// When the JobRunner refuses the job (queue full: kUnavailable, 503) the challenge goes back to
+// "pending" so the client can retry. A validation failure makes the challenge, its authorization
+// and its order invalid, with the validator's error as the problem document in "error".
 //
 // Thread safety: all handlers are const-safe and may run concurrently from any number of threads.
 // The collaborators (store, issuer, clock, random source, validators, job runner) must be
@@ -64,6 +73,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -79,6 +89,7 @@
 #include "core/random.h"
 #include "crypto/jws.h"
 #include "crypto/key.h"
+#include "revocation/service.h"
 #include "store/store.h"
 
 namespace e2eid::acme {
@@ -126,7 +137,19 @@ struct EngineOptions {
   IdentifierPolicy identifiers;
   // Challenge types offered per identifier type, in this order, when a validator is registered.
   std::map<std::string, std::vector<std::string>, std::less<>> challenge_types = {
-      {"dns", {"http-01", "tls-alpn-01"}}};
+      {"dns", {"http-01", "tls-alpn-01"}},
+      {"wireapp-user", {"wire-oidc-01"}},
+      {"wireapp-device", {"wire-dpop-01"}}};
+  // End-to-end identity (Wire's identifiers). When unset, wireapp-* identifiers are refused.
+  struct Wire {
+    std::string domain;  // the only domain identifiers may name
+    // "target" of wire-oidc-01 challenges: the IdP issuer URL plus "?client_id=...".
+    std::string oidc_target;
+    // "target" of wire-dpop-01 challenges: the device authority's access-token URL, with
+    // "{device_id}" replaced by the device id of the client-id.
+    std::string dpop_target_template;
+  };
+  std::optional<Wire> wire;
   // JWS bodies longer than this are refused with 413 (the HTTP server has its own, larger limit).
   size_t max_request_bytes = 64 * 1024;
   size_t max_contacts = 10;
@@ -150,6 +173,9 @@ class Engine {
     JobRunner jobs;
     ValidatorMap validators;
     ProblemRenderer render_problem;
+    // The one revocation path (shared with the admin API; it tells the CRL and OCSP caches).
+    // When null the engine uses a service of its own over `store` (tests).
+    revocation::RevocationService* revocations = nullptr;
   };
 
   // Errors are reported by the handlers; construction does not fail. `options.base_url` must be
@@ -208,8 +234,11 @@ class Engine {
   AcmeReply Finish(Result<HttpResponse> result, bool nonce, HttpHeaders headers = {}) const;
   Result<std::string> NewNonce() const;
   Result<std::string> NewId(size_t bytes = 16) const;
-  void RunValidation(const std::string& challenge_id, ValidationRequest request,
-                     ChallengeValidator* validator) const;
+  // Runs the validator and records the outcome; returns the validator's outcome. With
+  // `keep_pending_on_transient`, a kUnavailable/kConnection outcome returns the challenge to
+  // pending instead of failing it.
+  Status RunValidation(const std::string& challenge_id, const ValidationRequest& request,
+                       ChallengeValidator* validator, bool keep_pending_on_transient) const;
   Result<HttpResponse> DoNewAccount(const HttpRequest& request) const;
   Result<HttpResponse> DoAccount(const HttpRequest& request, std::string_view account_id) const;
   Result<HttpResponse> DoAccountOrders(const HttpRequest& request,
@@ -240,6 +269,8 @@ class Engine {
   const JobRunner jobs_;
   const ValidatorMap validators_;
   const ProblemRenderer render_problem_;
+  std::unique_ptr<revocation::RevocationService> own_revocations_;
+  revocation::RevocationService& revocations_;
   mutable std::atomic<uint64_t> nonces_issued_{0};
 };
 

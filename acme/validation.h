@@ -28,6 +28,7 @@ struct ValidationRequest {
   std::string key_authorization;  // token "." base64url(JWK thumbprint of the account key)
   Json payload;                   // the client's challenge response body (identity challenges)
   std::string challenge_url;      // this challenge's URL (identity challenges bind to it)
+  std::string target;             // the challenge's "target" (identity challenges), else empty
 };
 
 // Validates one challenge. May block (network I/O); must be thread-safe.
@@ -38,6 +39,22 @@ class ChallengeValidator {
   // in the challenge's "error": kConnection (could not connect / timeout), kDns (name did not
   // resolve), kIncorrectResponse (reached, but wrong content), kUnauthorized, kTls, kMalformed.
   virtual Status Validate(const ValidationRequest& request) = 0;
+
+  // Like Validate, and on success returns a JSON object describing what was validated (stored in
+  // the challenge's validation_claims, e.g. the token's issuer, subject and id). The default
+  // returns an empty object.
+  virtual Result<Json> ValidateWithClaims(const ValidationRequest& request) {
+    E2EID_CHECK_OK(Validate(request));
+    return Json::object();
+  }
+
+  // True for validators that only check what the client posted (no outbound connection to the
+  // client): the engine then validates while answering the challenge POST, so the reply already
+  // shows the outcome and a failure is returned as the problem document of that reply. Such a
+  // validator may still block briefly (e.g. a JWKS fetch with its own timeout). kUnavailable and
+  // kConnection outcomes of a synchronous validator are treated as transient: the challenge stays
+  // pending and the client may retry.
+  virtual bool synchronous() const { return false; }
 };
 
 }  // namespace e2eid::acme

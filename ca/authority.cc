@@ -107,8 +107,9 @@ Result<InitResult> InitCa(const InitOptions& options, const Clock& clock, Random
                                     now + options.root_validity, 1, "", random));
   const TimePoint inter_end =
       std::min(now + options.intermediate_validity, now + options.root_validity);
-  E2EID_TRY(inter, MakeCaCertificate(inter_key, inter_name.get(), root_key, root.get(), now,
-                                     inter_end, 0, options.domain, random));
+  E2EID_TRY(inter,
+            MakeCaCertificate(inter_key, inter_name.get(), root_key, root.get(), now, inter_end, 0,
+                              options.name_constraints ? options.domain : std::string(), random));
 
   std::optional<std::string_view> pass;
   if (options.passphrase) pass = *options.passphrase;

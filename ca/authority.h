@@ -33,6 +33,11 @@ struct InitOptions {
   // When set: the organisation (O=) of both CA certificates and a critical nameConstraints
   // extension on the intermediate that permits URI names whose host is exactly this domain.
   std::string domain;
+  // When false, the intermediate carries no nameConstraints even with a domain. For relying
+  // parties whose X.509 library mis-parses URI name constraints: OpenSSL 3.0/3.1 take the
+  // userinfo of "wireapp://%40alice@domain" as part of the host and reject every Wire URI
+  // ("permitted subtree violation"); Go, rustls and BoringSSL handle it.
+  bool name_constraints = true;
   crypto::KeySpec key_spec;               // both CA keys (default P-256)
   std::optional<std::string> passphrase;  // encrypts both private keys (PKCS#8, AES-256-CBC)
   std::chrono::seconds root_validity = std::chrono::hours(24 * 3650);

@@ -142,8 +142,89 @@ auto SetServerString(std::string Config::Server::*field) {
   };
 }
 
+template <typename T>
+auto SetIdentity(T Config::Identity::*field) {
+  return [field](Config& c, T v) -> Status {
+    c.identity.*field = std::move(v);
+    return Ok();
+  };
+}
+
 const std::vector<Key>& Keys() {
+  using I = Config::Identity;
   static const std::vector<Key> keys = {
+      MakeDuration("revocation", "crl_lifetime",
+                   [](Config& c, std::chrono::seconds v) { c.revocation.crl_lifetime = v; }),
+      MakeDuration("revocation", "crl_max_age",
+                   [](Config& c, std::chrono::seconds v) { c.revocation.crl_max_age = v; }),
+      MakeDuration("revocation", "ocsp_next_update",
+                   [](Config& c, std::chrono::seconds v) { c.revocation.ocsp_next_update = v; }),
+      MakeDuration("revocation", "ocsp_max_age",
+                   [](Config& c, std::chrono::seconds v) { c.revocation.ocsp_max_age = v; }),
+      MakeDuration(
+          "revocation", "ocsp_responder_validity",
+          [](Config& c, std::chrono::seconds v) { c.revocation.ocsp_responder_validity = v; }),
+      MakeString("admin", "client_id",
+                 [](Config& c, std::string v) -> Status {
+                   c.admin.client_id = std::move(v);
+                   return Ok();
+                 }),
+      MakeString("admin", "roles_claim",
+                 [](Config& c, std::string v) -> Status {
+                   if (v.empty()) return Fail(Error::Config("must not be empty"));
+                   c.admin.roles_claim = std::move(v);
+                   return Ok();
+                 }),
+      MakeString("admin", "role",
+                 [](Config& c, std::string v) -> Status {
+                   if (v.empty()) return Fail(Error::Config("must not be empty"));
+                   c.admin.role = std::move(v);
+                   return Ok();
+                 }),
+      MakeString("identity", "domain", SetIdentity(&I::domain)),
+      MakeString("identity", "oidc_issuer", SetIdentity(&I::oidc_issuer)),
+      MakeString("identity", "oidc_client_id", SetIdentity(&I::oidc_client_id)),
+      MakeString("identity", "oidc_ca_file", SetIdentity(&I::oidc_ca_file)),
+      MakeString("identity", "oidc_binding",
+                 [](Config& c, std::string v) -> Status {
+                   if (v != "claims" && v != "nonce") {
+                     return Fail(
+                         Error::Config("expected \"claims\" or \"nonce\", got '" + v + "'"));
+                   }
+                   c.identity.oidc_binding = std::move(v);
+                   return Ok();
+                 }),
+      MakeBool("identity", "accept_access_token",
+               [](Config& c, bool v) { c.identity.accept_access_token = v; }),
+      MakeDuration("identity", "access_token_max_age",
+                   [](Config& c, std::chrono::seconds v) { c.identity.access_token_max_age = v; }),
+      MakeDuration("identity", "leeway",
+                   [](Config& c, std::chrono::seconds v) { c.identity.leeway = v; }),
+      MakeString("identity", "name_claim", SetIdentity(&I::name_claim)),
+      MakeString("identity", "handle_claim", SetIdentity(&I::handle_claim)),
+      MakeString("identity", "roles_claim", SetIdentity(&I::roles_claim)),
+      MakeStringList(
+          "identity", "required_roles",
+          [](Config& c, std::vector<std::string> v) { c.identity.required_roles = std::move(v); }),
+      MakeBool("identity", "require_email_verified",
+               [](Config& c, bool v) { c.identity.require_email_verified = v; }),
+      MakeString("identity", "device_authority",
+                 [](Config& c, std::string v) -> Status {
+                   if (v != "builtin" && v != "external") {
+                     return Fail(
+                         Error::Config("expected \"builtin\" or \"external\", got '" + v + "'"));
+                   }
+                   c.identity.device_authority = std::move(v);
+                   return Ok();
+                 }),
+      MakeString("identity", "authority_key_file", SetIdentity(&I::authority_key_file)),
+      MakeString("identity", "external_authority_key_file",
+                 SetIdentity(&I::external_authority_key_file)),
+      MakeString("identity", "external_authority_url", SetIdentity(&I::external_authority_url)),
+      MakeInt("identity", "max_devices_per_user", 1, 100000,
+              [](Config& c, int64_t v) { c.identity.max_devices_per_user = v; }),
+      MakeDuration("identity", "device_token_lifetime",
+                   [](Config& c, std::chrono::seconds v) { c.identity.device_token_lifetime = v; }),
       MakeString("server", "listen",
                  [](Config& c, std::string v) -> Status {
                    if (v.rfind(':') == std::string::npos) {
@@ -297,6 +378,44 @@ std::map<std::string, std::string> Config::Acme::ResolveMap() const {
   return out;
 }
 
+namespace {
+
+// [identity] checks that need the whole section. Errors: kConfig "identity.<key>: <reason>".
+Status CheckIdentity(const Config::Identity& id) {
+  if (!id.enabled()) return Ok();
+  for (char c : id.domain) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-')) {
+      return Fail(
+          Error::Config("identity.domain: '" + id.domain + "' is not a lower-case DNS name"));
+    }
+  }
+  if (id.oidc_issuer.rfind("https://", 0) != 0 && id.oidc_issuer.rfind("http://", 0) != 0) {
+    return Fail(
+        Error::Config("identity.oidc_issuer: required when identity.domain is set (an "
+                      "https:// URL such as https://kc.example.com/realms/acme)"));
+  }
+  if (id.oidc_client_id.empty()) {
+    return Fail(Error::Config("identity.oidc_client_id: required when identity.domain is set"));
+  }
+  if (id.device_authority == "external") {
+    if (id.external_authority_key_file.empty()) {
+      return Fail(Error::Config(
+          "identity.external_authority_key_file: required when device_authority is external"));
+    }
+    if (id.external_authority_url.find("{device_id}") == std::string::npos) {
+      return Fail(Error::Config(
+          "identity.external_authority_url: required when device_authority is external, and "
+          "must contain {device_id}"));
+    }
+  }
+  if (!id.required_roles.empty() && id.roles_claim.empty()) {
+    return Fail(Error::Config("identity.roles_claim: required when required_roles is set"));
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Result<std::chrono::seconds> ParseDuration(std::string_view text) {
   const std::string s(text);
   if (s.empty()) return Fail(Error::Config("empty duration"));
@@ -391,7 +510,18 @@ Result<Config> LoadConfig(const std::string& path, const EnvLookup& env) {
   if (config.server.tls_cert_file.empty() != config.server.tls_key_file.empty()) {
     return Fail(Error::Config(path + ": server.tls_cert_file and server.tls_key_file go together"));
   }
+  if (!config.admin.client_id.empty() && config.identity.oidc_issuer.empty()) {
+    return Fail(
+        Error::Config(path + ": admin.client_id: the admin API needs identity.oidc_issuer"));
+  }
+  if (auto st = CheckIdentity(config.identity); !st) {
+    return Fail(Error::Config(path + ": " + st.error().detail()));
+  }
   const std::string base = std::filesystem::path(path).parent_path().string();
+  config.identity.oidc_ca_file = Resolve(base, config.identity.oidc_ca_file);
+  config.identity.authority_key_file = Resolve(base, config.identity.authority_key_file);
+  config.identity.external_authority_key_file =
+      Resolve(base, config.identity.external_authority_key_file);
   config.ca.dir = Resolve(base, config.ca.dir);
   config.ca.passphrase_file = Resolve(base, config.ca.passphrase_file);
   config.store.path = Resolve(base, config.store.path);

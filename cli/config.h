@@ -68,6 +68,48 @@ struct Config {
     std::map<std::string, std::string> ResolveMap() const;
   } acme;
 
+  // End-to-end identity (Wire's identifiers and challenges). Disabled while `domain` is empty.
+  struct Identity {
+    std::string domain;                   // the federation domain in every identity certificate
+    std::string oidc_issuer;              // e.g. https://kc.example.com/realms/acme
+    std::string oidc_client_id;           // the client the devices log in with (ID-token audience)
+    std::string oidc_ca_file;             // PEM trust for an https IdP; empty: system trust store
+    std::string oidc_binding = "claims";  // "claims" (keyauth/acme_aud) or "nonce" (stock IdPs)
+    bool accept_access_token = true;      // silent renewal: DPoP-bound access tokens
+    std::chrono::seconds access_token_max_age{300};
+    std::chrono::seconds leeway{60};
+    std::string name_claim = "name";
+    std::string handle_claim = "preferred_username";
+    std::string roles_claim;                  // e.g. realm_access.roles; empty: no role check
+    std::vector<std::string> required_roles;  // any one of them
+    bool require_email_verified = false;
+    std::string device_authority = "builtin";                 // "builtin" or "external"
+    std::string authority_key_file = "device-authority.key";  // builtin: created when missing
+    std::string external_authority_key_file;  // external: the authority's public key (PEM)
+    std::string external_authority_url;       // external: access-token URL with {device_id}
+    int64_t max_devices_per_user = 10;
+    std::chrono::seconds device_token_lifetime{300};
+
+    bool enabled() const { return !domain.empty(); }
+  } identity;
+
+  // CRL and OCSP publishing (revocation/).
+  struct Revocation {
+    std::chrono::seconds crl_lifetime{3600};      // nextUpdate - thisUpdate
+    std::chrono::seconds crl_max_age{60};         // Cache-Control cap of /crl
+    std::chrono::seconds ocsp_next_update{3600};  // nextUpdate - thisUpdate of OCSP responses
+    std::chrono::seconds ocsp_max_age{60};        // Cache-Control cap of GET /ocsp/...
+    std::chrono::seconds ocsp_responder_validity{7 * 24 * 3600};
+  } revocation;
+
+  // The admin API (/admin/v1): bearer tokens of the identity provider (identity.oidc_issuer).
+  // Disabled while client_id is empty.
+  struct Admin {
+    std::string client_id;  // the client admins log in with (e.g. e2eid-admin-cli)
+    std::string roles_claim = "realm_access.roles";
+    std::string role = "e2eid-admin";
+  } admin;
+
   struct Log {
     LogLevel level = LogLevel::kInfo;
   } log;

@@ -147,6 +147,57 @@ TEST_F(ConfigTest, ErrorsNameFileKeyAndReason) {
   }
 }
 
+TEST_F(ConfigTest, IdentitySection) {
+  auto off = Load("");
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->identity.enabled());
+  env_["E2EID_IDENTITY_REQUIRED_ROLES"] = "device-user,staff";
+  auto c = Load(R"(
+[identity]
+domain = "wire.example.com"
+oidc_issuer = "https://kc.example.com/realms/acme"
+oidc_client_id = "e2eid-device"
+oidc_binding = "nonce"
+roles_claim = "realm_access.roles"
+authority_key_file = "keys/authority.key"
+max_devices_per_user = 3
+device_token_lifetime = "2m"
+)");
+  ASSERT_TRUE(c) << c.error().detail();
+  EXPECT_TRUE(c->identity.enabled());
+  EXPECT_EQ(c->identity.oidc_binding, "nonce");
+  EXPECT_EQ(c->identity.required_roles, (std::vector<std::string>{"device-user", "staff"}));
+  EXPECT_EQ(c->identity.authority_key_file, tmp_ / "keys/authority.key");
+  EXPECT_EQ(c->identity.max_devices_per_user, 3);
+  EXPECT_EQ(c->identity.device_token_lifetime, std::chrono::minutes(2));
+  env_.clear();
+
+  const std::string file = tmp_ / "e2eid.toml";
+  const std::string base =
+      "[identity]\ndomain = \"wire.example.com\"\noidc_client_id = \"c\"\n"
+      "oidc_issuer = \"https://kc.example.com/realms/a\"\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"[identity]\ndomain = \"wire.example.com\"\n", "identity.oidc_issuer: required"},
+      {"[identity]\ndomain = \"wire.example.com\"\noidc_issuer = \"https://kc/realms/a\"\n",
+       "identity.oidc_client_id: required"},
+      {"[identity]\ndomain = \"Wire.Example\"\n", "identity.domain: 'Wire.Example'"},
+      {base + "oidc_binding = \"keyauth\"\n", "identity.oidc_binding: expected \"claims\""},
+      {base + "device_authority = \"external\"\n", "identity.external_authority_key_file"},
+      {base + "device_authority = \"external\"\nexternal_authority_key_file = \"k.pem\"\n"
+              "external_authority_url = \"https://be/clients/access-token\"\n",
+       "must contain {device_id}"},
+      {base + "required_roles = [\"admin\"]\n", "identity.roles_claim: required"},
+      {base + "max_devices_per_user = 0\n", "identity.max_devices_per_user: must be between"},
+  };
+  for (const auto& [text, needle] : cases) {
+    auto r = Load(text);
+    ASSERT_FALSE(r) << text;
+    EXPECT_EQ(r.error().code(), ErrorCode::kConfig);
+    EXPECT_NE(r.error().detail().find(file), std::string::npos) << r.error().detail();
+    EXPECT_NE(r.error().detail().find(needle), std::string::npos) << r.error().detail();
+  }
+}
+
 TEST_F(ConfigTest, BadEnvironmentValueNamesTheVariable) {
   env_["E2EID_SERVER_THREADS"] = "many";
   auto r = Load("");

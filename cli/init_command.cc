@@ -15,6 +15,9 @@ const std::vector<OptionSpec> kInitOptions = {
     {"domain", true, false,
      "the organisation's domain: O= of the CA and the intermediate's URI name constraint",
      "DOMAIN"},
+    {"no-name-constraints", false, false,
+     "omit the intermediate's URI name constraint (for OpenSSL-based relying parties, which "
+     "mis-parse Wire URIs under it)"},
     {"key-type", true, false, "p256 (default), p384, p521, ed25519, rsa2048, rsa3072, rsa4096",
      "TYPE"},
     {"passphrase-file", true, false, "encrypt both private keys with the passphrase in FILE",
@@ -32,7 +35,7 @@ int RunInit(const std::vector<std::string>& argv) {
   }
   if (args->Has("help")) {
     std::printf(
-        "Usage: e2eid init --dir DIR [--domain DOMAIN] [--key-type TYPE] "
+        "Usage: e2eid init --dir DIR [--domain DOMAIN] [--no-name-constraints] [--key-type TYPE] "
         "[--passphrase-file FILE]\n\nCreates a root CA and an issuing intermediate CA. "
         "Never overwrites an existing CA.\n\n%s",
         FormatOptions(kInitOptions).c_str());
@@ -45,6 +48,7 @@ int RunInit(const std::vector<std::string>& argv) {
   ca::InitOptions options;
   options.dir = *args->Get("dir");
   options.domain = args->GetOr("domain", "");
+  options.name_constraints = !args->Has("no-name-constraints");
   auto spec = crypto::ParseKeySpec(args->GetOr("key-type", "p256"));
   if (!spec) {
     std::fprintf(stderr, "e2eid init: --key-type: %s\n", spec.error().detail().c_str());
@@ -76,7 +80,7 @@ int RunInit(const std::vector<std::string>& argv) {
   std::printf("  intermediate key:          %s\n", p.intermediate_key.c_str());
   std::printf("  chain (intermediate+root): %s\n", p.chain.c_str());
   std::printf("  root SHA-256 fingerprint:  %s\n", result->root_fingerprint.c_str());
-  if (!options.domain.empty()) {
+  if (!options.domain.empty() && options.name_constraints) {
     std::printf("  name constraint:           URI names in %s\n", options.domain.c_str());
   }
   return 0;

@@ -13,6 +13,9 @@ constexpr char kUsage[] =
     "Commands:\n"
     "  init      create the root and intermediate CA\n"
     "  serve     run the CA service\n"
+    "  enrol     obtain an end-to-end identity certificate for this device\n"
+    "  renew     renew the device certificate (once, or as a daemon)\n"
+    "  admin     administer devices, certificates and revocations (admin API client)\n"
     "  version   print the version\n"
     "\n"
     "Run 'e2eid COMMAND --help' for a command's options.\n";
@@ -28,6 +31,9 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 2, argv + argc);
   if (command == "init") return e2eid::cli::RunInit(args);
   if (command == "serve") return e2eid::cli::RunServe(args);
+  if (command == "enrol") return e2eid::cli::RunEnrol(args);
+  if (command == "renew") return e2eid::cli::RunRenew(args);
+  if (command == "admin") return e2eid::cli::RunAdmin(args);
   if (command == "version" || command == "--version") {
     std::printf("e2eid %s\n", E2EID_VERSION);
     return 0;

@@ -60,6 +60,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "conflict";
     case ErrorCode::kForbidden:
       return "forbidden";
+    case ErrorCode::kUnauthenticated:
+      return "unauthenticated";
     case ErrorCode::kInvalidArgument:
       return "invalidArgument";
     case ErrorCode::kAlreadyExists:

@@ -52,6 +52,7 @@ enum class ErrorCode {
   kNotFound,              // the resource does not exist (HTTP 404)
   kConflict,              // the resource is in a state that forbids the action (HTTP 409)
   kForbidden,             // authenticated but not allowed (HTTP 403)
+  kUnauthenticated,       // no or invalid credentials for a bearer-token API (HTTP 401)
   kInvalidArgument,       // a caller (CLI, admin API) passed a value that is not acceptable
   kAlreadyExists,         // refusing to overwrite something that exists
   kPayloadTooLarge,       // request body over the limit (HTTP 413)
@@ -100,6 +101,9 @@ class Error {
   static Error NotFound(std::string d) { return {ErrorCode::kNotFound, std::move(d)}; }
   static Error Conflict(std::string d) { return {ErrorCode::kConflict, std::move(d)}; }
   static Error Forbidden(std::string d) { return {ErrorCode::kForbidden, std::move(d)}; }
+  static Error Unauthenticated(std::string d) {
+    return {ErrorCode::kUnauthenticated, std::move(d)};
+  }
   static Error InvalidArgument(std::string d) {
     return {ErrorCode::kInvalidArgument, std::move(d)};
   }

@@ -41,6 +41,21 @@ Json AcmeProblemDocument(const Error& error) {
   return std::move(*doc);
 }
 
+Status AddDeviceAuthorityRoutes(Router& router, const acme::DeviceAuthority& authority) {
+  auto render = [](Result<HttpResponse> r, const HttpRequest& request) {
+    return r ? std::move(*r) : ProblemResponse(r.error(), request.request_id);
+  };
+  RouteHandler nonce = [&authority, render](const HttpRequest& r, const RouteParams& p) {
+    return render(authority.HandleNonce(r, Param(p, "device")), r);
+  };
+  E2EID_CHECK_OK(router.Get(Path(acme::kClientsPathPrefix, "{device}/nonce"), nonce));
+  E2EID_CHECK_OK(router.Add("HEAD", Path(acme::kClientsPathPrefix, "{device}/nonce"), nonce));
+  return router.Post(Path(acme::kClientsPathPrefix, "{device}/access-token"),
+                     [&authority, render](const HttpRequest& r, const RouteParams& p) {
+                       return render(authority.HandleAccessToken(r, Param(p, "device")), r);
+                     });
+}
+
 Status AddAcmeRoutes(Router& router, const acme::Engine& engine) {
   using acme::Engine;
   E2EID_CHECK_OK(router.Get(acme::kDirectoryPath,

@@ -17,6 +17,7 @@
 
 #include <string_view>
 
+#include "acme/device_authority.h"
 #include "acme/engine.h"
 #include "core/error.h"
 #include "core/http.h"
@@ -28,6 +29,11 @@ namespace e2eid::server {
 // Registers every ACME route. `engine` must outlive `router`. Errors: those of Router::Add (a
 // route already registered).
 Status AddAcmeRoutes(Router& router, const acme::Engine& engine);
+
+// Registers the built-in device authority (acme/device_authority.h):
+//   GET, HEAD /clients/{device}/nonce      POST /clients/{device}/access-token
+// Errors render as problem documents. `authority` must outlive `router`.
+Status AddDeviceAuthorityRoutes(Router& router, const acme::DeviceAuthority& authority);
 
 // The HTTP response for a reply: the handler's response, or ProblemResponse(error, request_id);
 // then the reply's headers are appended.

@@ -27,6 +27,8 @@ int HttpStatusFor(ErrorCode code) {
     case ErrorCode::kOrderNotReady:
     case ErrorCode::kUserActionRequired:
       return 403;
+    case ErrorCode::kUnauthenticated:
+      return 401;
     case ErrorCode::kNotFound:
       return 404;
     case ErrorCode::kConflict:
@@ -82,6 +84,7 @@ std::string ProblemTypeFor(ErrorCode code) {
     case ErrorCode::kUnsupportedMediaType:
       return std::string(kAcmeErrorPrefix) + "malformed";
     case ErrorCode::kForbidden:
+    case ErrorCode::kUnauthenticated:
       return std::string(kAcmeErrorPrefix) + "unauthorized";
     default:
       break;

@@ -946,6 +946,22 @@ class SqliteTransaction final : public Transaction {
     return QueryAll<Device>(st, &ReadDevice);
   }
 
+  Result<Page<Device>> ListDevices(std::optional<DeviceStatus> status,
+                                   const PageRequest& page) override {
+    E2EID_CHECK_OK(CheckLimit(page));
+    E2EID_TRY(st, c_.Prepare("SELECT " E2EID_DEVICE_COLS " FROM devices WHERE id > ?1 AND "
+                             "(?2 IS NULL OR status = ?2) ORDER BY id LIMIT ?3",
+                             "ListDevices"));
+    st.BindText(1, page.after);
+    if (status) {
+      st.BindText(2, ToString(*status));
+    } else {
+      st.BindNull(2);
+    }
+    st.BindInt(3, page.limit + 1);
+    return QueryPage<Device>(st, page.limit, &ReadDevice, [](const Device& d) { return d.id; });
+  }
+
   // ---- nonces ----
 
   Status InsertNonce(const Nonce& n) override {

@@ -176,6 +176,9 @@ class Transaction {
   virtual Status UpdateDevice(const Device& d) = 0;
   // By id.
   virtual Result<std::vector<Device>> ListDevicesForUser(std::string_view user_id) = 0;
+  // Every device, by id; only those with `status` when it is given. The cursor is the last id.
+  virtual Result<Page<Device>> ListDevices(std::optional<DeviceStatus> status,
+                                           const PageRequest& page) = 0;
 
   // ---- nonces ----
   virtual Status InsertNonce(const Nonce& n) = 0;

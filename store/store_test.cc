@@ -1051,6 +1051,48 @@ TEST_F(StoreTest, UsersAndDevices) {
   EXPECT_TRUE(st) << st.error().ToString();
 }
 
+TEST_F(StoreTest, ListDevicesPagesAndFiltersByStatus) {
+  ASSERT_TRUE(Tx([](Transaction& tx) -> Status {
+    for (const char* u : {"u1", "u2"}) E2EID_CHECK_OK(tx.InsertUser(MakeUser(u)));
+    for (const char* d : {"wireapp://u2!a@example.com", "wireapp://u1!c@example.com",
+                          "wireapp://u1!b@example.com", "wireapp://u1!a@example.com"}) {
+      E2EID_CHECK_OK(tx.InsertDevice(MakeDevice(d, std::string(d).substr(10, 2))));
+    }
+    E2EID_TRY(d, tx.GetDevice("wireapp://u1!b@example.com"));
+    d.status = DeviceStatus::kBlocked;
+    return tx.UpdateDevice(d);
+  }));
+  auto st = Ro([](Transaction& tx) -> Status {
+    PageRequest page;
+    page.limit = 3;
+    E2EID_TRY(p1, tx.ListDevices(std::nullopt, page));
+    EXPECT_EQ(p1.items.size(), 3u);
+    EXPECT_EQ(p1.next, "wireapp://u1!c@example.com");
+    page.after = p1.next;
+    E2EID_TRY(p2, tx.ListDevices(std::nullopt, page));
+    EXPECT_EQ(p2.items.size(), 1u);
+    if (!p2.items.empty()) {
+      EXPECT_EQ(p2.items[0].id, "wireapp://u2!a@example.com");
+    }
+    EXPECT_TRUE(p2.next.empty());
+
+    E2EID_TRY(blocked, tx.ListDevices(DeviceStatus::kBlocked, PageRequest{}));
+    EXPECT_EQ(blocked.items.size(), 1u);
+    if (!blocked.items.empty()) {
+      EXPECT_EQ(blocked.items[0].id, "wireapp://u1!b@example.com");
+    }
+    E2EID_TRY(active, tx.ListDevices(DeviceStatus::kActive, PageRequest{}));
+    EXPECT_EQ(active.items.size(), 3u);
+    E2EID_TRY(removed, tx.ListDevices(DeviceStatus::kRemoved, PageRequest{}));
+    EXPECT_TRUE(removed.items.empty());
+    EXPECT_TRUE(removed.next.empty());
+    EXPECT_CODE(tx.ListDevices(std::nullopt, PageRequest{.after = "", .limit = 0}),
+                ErrorCode::kInvalidArgument);
+    return Ok();
+  });
+  EXPECT_TRUE(st) << st.error().ToString();
+}
+
 // ---- nonces -----------------------------------------------------------------------------------
 
 TEST_F(StoreTest, NoncesAreSingleUseAndExpire) {

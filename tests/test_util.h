@@ -127,10 +127,20 @@ class Process {
     }
     return false;
   }
-  // Sends `sig` and waits for the exit; returns the exit code (-1 when killed by a signal).
+  // True once the process has exited (reaps it).
+  bool Exited() {
+    int status;
+    if (!exited_ && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      exit_status_ = status;
+    }
+    return exited_;
+  }
+  // Sends `sig` (0: none, just wait) and waits for the exit; returns the exit code (-1 when
+  // killed by a signal).
   int SignalAndWait(int sig) {
     if (!exited_) {
-      ::kill(pid_, sig);
+      if (sig != 0) ::kill(pid_, sig);
       ::waitpid(pid_, &exit_status_, 0);
       exited_ = true;
     }

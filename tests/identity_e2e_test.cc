@@ -1,0 +1,347 @@
+// End-to-end identity: a real OpenID provider (npm oidc-provider shaped like a Keycloak realm,
+// tests/idp/server.js), a freshly started `e2eid serve` with the built-in device authority, and
+// the `e2eid enrol` / `e2eid renew` client. Users log in through the provider's own login pages
+// (tests/idp/browser.py acts as the person at the browser); no token is minted out of band.
+// Certificates are checked with the openssl CLI, the store with sqlite3.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "tests/test_util.h"
+
+namespace e2eid::testing {
+namespace {
+
+constexpr const char* kDomain = "wire.example.com";
+
+std::string Src(const std::string& rel) { return std::string(E2EID_SOURCE_DIR) + "/" + rel; }
+
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// The text after `prefix` up to the end of its line, once it appears in the process log.
+std::string WaitForLine(Process& p, const std::string& prefix,
+                        std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  if (!p.WaitForLog(prefix, limit)) return "";
+  const std::string log = p.Log();
+  const size_t at = log.find(prefix) + prefix.size();
+  const size_t end = log.find('\n', at);
+  if (end == std::string::npos) {
+    // The line may still be being written.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::string again = p.Log();
+    return again.substr(at, again.find('\n', at) - at);
+  }
+  return log.substr(at, end - at);
+}
+
+class IdentityE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    suite_ = new Suite();
+    suite_->Start();
+  }
+  static void TearDownTestSuite() {
+    delete suite_;
+    suite_ = nullptr;
+  }
+
+  struct Suite {
+    TempDir dir;
+    std::unique_ptr<Process> idp;
+    std::unique_ptr<Process> other_idp;  // another realm: a foreign issuer
+    std::string other_issuer;
+    std::unique_ptr<Process> server;
+    std::string issuer;
+    std::string directory;
+    std::string ok;  // empty when the set-up worked, else what failed
+
+    void Start() {
+      const int idp_port = FreePort();
+      idp = std::make_unique<Process>(
+          std::vector<std::string>{"/usr/bin/env", "node", Src("tests/idp/server.js"), "--port",
+                                   std::to_string(idp_port), "--realm", "e2eid", "--test-control"},
+          dir / "idp.log");
+      issuer = WaitForLine(*idp, "IDP READY ");
+      if (issuer.empty()) {
+        ok = "the identity provider did not start: " + idp->Log();
+        return;
+      }
+      other_idp = std::make_unique<Process>(
+          std::vector<std::string>{"/usr/bin/env", "node", Src("tests/idp/server.js"), "--port",
+                                   std::to_string(FreePort()), "--realm", "other"},
+          dir / "other-idp.log");
+      other_issuer = WaitForLine(*other_idp, "IDP READY ");
+      if (other_issuer.empty()) {
+        ok = "the second identity provider did not start: " + other_idp->Log();
+        return;
+      }
+      auto init = RunCommand(std::string(E2EID_BINARY) + " init --dir " + ShellQuote(dir / "ca") +
+                             " --domain " + kDomain + " --no-name-constraints");
+      if (init.exit_code != 0) {
+        ok = "init failed: " + init.output;
+        return;
+      }
+      const int port = FreePort();
+      const std::string config = dir / "e2eid.toml";
+      std::ofstream(config) << "[server]\nlisten = \"127.0.0.1:" << port << "\"\n"
+                            << "[ca]\ndir = \"ca\"\n[store]\npath = \"e2eid.db\"\n"
+                            << "[validity]\ndefault = \"24h\"\nmax = \"7d\"\n"
+                            << "[identity]\ndomain = \"" << kDomain << "\"\n"
+                            << "oidc_issuer = \"" << issuer << "\"\n"
+                            << "oidc_client_id = \"e2eid-device\"\n"
+                            << "max_devices_per_user = 5\n";
+      server = std::make_unique<Process>(
+          std::vector<std::string>{E2EID_BINARY, "serve", "--config", config}, dir / "serve.log");
+      if (!server->WaitForLog("e2eid is serving")) {
+        ok = "e2eid serve did not start: " + server->Log();
+        return;
+      }
+      directory = "https://localhost:" + std::to_string(port) + "/acme/directory";
+    }
+  };
+
+  void SetUp() override { ASSERT_TRUE(suite_->ok.empty()) << suite_->ok; }
+
+  static std::string Root() { return suite_->dir / "ca/root.pem"; }
+
+  // Runs `e2eid enrol` for `user`, logging in through the IdP's pages with browser.py.
+  // Returns the exit code; `log` receives the client's output.
+  int Enrol(const std::string& state, const std::string& user, const std::string& password,
+            const std::vector<std::string>& extra, std::string* log,
+            const std::string& login = "browser", const std::string& issuer = "",
+            const std::string& client_id = "e2eid-device") {
+    std::vector<std::string> argv = {E2EID_BINARY,      "enrol",
+                                     "--state-dir",     state,
+                                     "--server",        suite_->directory,
+                                     "--issuer",        issuer.empty() ? suite_->issuer : issuer,
+                                     "--client-id",     client_id,
+                                     "--domain",        kDomain,
+                                     "--ca-file",       Root(),
+                                     "--login",         login,
+                                     "--login-timeout", "60"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    Process enrol(argv, state + ".log");
+    const std::string prefix = login == "browser" ? "Open this URL to log in: " : "Visit ";
+    // Each login the client asks for (claims mode asks twice) is done by browser.py.
+    for (size_t handled = 0;;) {
+      const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+      std::string url;
+      bool exited = false;
+      while (std::chrono::steady_clock::now() < end) {
+        const std::string text = enrol.Log();
+        size_t at = 0;
+        size_t seen = 0;
+        while ((at = text.find(prefix, at)) != std::string::npos) {
+          if (seen++ == handled) {
+            const size_t eol = text.find('\n', at);
+            if (eol != std::string::npos)
+              url = text.substr(at + prefix.size(), eol - at - prefix.size());
+            break;
+          }
+          at += prefix.size();
+        }
+        if (!url.empty()) break;
+        if (enrol.WaitForLog("\x01never", std::chrono::milliseconds(100))) break;
+        if (enrol.Exited()) {
+          exited = true;
+          break;
+        }
+      }
+      if (exited || url.empty()) break;
+      ++handled;
+      std::string mode = "login";
+      if (login == "device") {
+        url = url.substr(0, url.find(' '));
+        mode = "device";
+      }
+      auto browser =
+          RunCommand("python3 " + ShellQuote(Src("tests/idp/browser.py")) + " " + mode + " --url " +
+                     ShellQuote(url) + " --user " + user + " --password " + ShellQuote(password));
+      if (browser.exit_code != 0) {
+        *log = "browser.py failed: " + browser.output + "\n" + enrol.Log();
+        enrol.SignalAndWait(SIGTERM);
+        return -2;
+      }
+    }
+    const int code = enrol.SignalAndWait(0);
+    *log = enrol.Log();
+    return code;
+  }
+
+  static std::string X509Text(const std::string& pem_path) {
+    return RunCommand("openssl x509 -in " + ShellQuote(pem_path) + " -noout -text").output;
+  }
+
+  static void ExpectWireCertificate(const std::string& state, const std::string& handle,
+                                    const std::string& name) {
+    const std::string cert = state + "/cert.pem";
+    const std::string chain = state + "/chain.pem";
+    // Chain: leaf <- intermediate <- root (the root given explicitly, the rest from chain.pem).
+    auto verify = RunCommand("openssl verify -purpose sslclient -CAfile " + ShellQuote(Root()) +
+                             " -untrusted " + ShellQuote(chain) + " " + ShellQuote(cert));
+    EXPECT_EQ(verify.exit_code, 0) << verify.output;
+    const std::string text = X509Text(cert);
+    EXPECT_NE(text.find("Subject: O = wire.example.com, CN = " + name), std::string::npos) << text;
+    EXPECT_NE(text.find("URI:wireapp://%40" + handle + "@wire.example.com"), std::string::npos)
+        << text;
+    EXPECT_TRUE(std::regex_search(
+        text, std::regex("URI:wireapp://[A-Za-z0-9_-]{22}!([0-9a-f]{1,16})@wire\\.example\\.com")))
+        << text;
+    EXPECT_NE(text.find("TLS Web Client Authentication"), std::string::npos) << text;
+    EXPECT_EQ(text.find("TLS Web Server Authentication"), std::string::npos) << text;
+    EXPECT_NE(text.find("X509v3 Key Usage: critical\n                Digital Signature"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("CRL Distribution Points"), std::string::npos) << text;
+    EXPECT_NE(text.find("OCSP - URI:"), std::string::npos) << text;
+    // Validity within the configured maximum (7 days).
+    auto dates = RunCommand("openssl x509 -in " + ShellQuote(cert) + " -noout -checkend " +
+                            std::to_string(7 * 24 * 3600 + 60));
+    EXPECT_NE(dates.exit_code, 0) << "the certificate outlives validity.max";
+    auto alive = RunCommand("openssl x509 -in " + ShellQuote(cert) + " -noout -checkend 60");
+    EXPECT_EQ(alive.exit_code, 0);
+  }
+
+  static std::string Serial(const std::string& state) {
+    return RunCommand("openssl x509 -in " + ShellQuote(state + "/cert.pem") + " -noout -serial")
+        .output;
+  }
+
+  static std::string Sql(const std::string& query) {
+    return RunCommand("sqlite3 " + ShellQuote(suite_->dir / "e2eid.db") + " " + ShellQuote(query))
+        .output;
+  }
+
+  static int IdpControl(const std::string& path) {
+    const std::string base = suite_->issuer.substr(0, suite_->issuer.find("/realms/"));
+    return RunCommand("curl -sf -X POST " + ShellQuote(base + path)).exit_code;
+  }
+
+  static Suite* suite_;
+};
+
+IdentityE2eTest::Suite* IdentityE2eTest::suite_ = nullptr;
+
+TEST_F(IdentityE2eTest, EnrolThroughTheLoginPageThenRenewSilently) {
+  const std::string state = suite_->dir / "alice-laptop";
+  std::string log;
+  ASSERT_EQ(Enrol(state, "alice", "alice-password", {}, &log), 0) << log;
+  ExpectWireCertificate(state, "alice", "Alice Smith");
+  EXPECT_EQ(Sql("SELECT count(*) FROM devices WHERE handle = 'alice';"), "1\n");
+
+  // Renewal without any user interaction (refresh token + DPoP-bound access token).
+  const std::string before = Serial(state);
+  auto renew = RunCommand(std::string(E2EID_BINARY) + " renew --state-dir " + ShellQuote(state) +
+                          " --force --ca-file " + ShellQuote(Root()));
+  ASSERT_EQ(renew.exit_code, 0) << renew.output;
+  EXPECT_NE(Serial(state), before);
+  ExpectWireCertificate(state, "alice", "Alice Smith");
+  // Not due yet: nothing happens.
+  auto early = RunCommand(std::string(E2EID_BINARY) + " renew --state-dir " + ShellQuote(state) +
+                          " --ca-file " + ShellQuote(Root()));
+  EXPECT_EQ(early.exit_code, 0) << early.output;
+  EXPECT_EQ(Sql("SELECT count(*) FROM devices WHERE handle = 'alice';"), "1\n");
+}
+
+TEST_F(IdentityE2eTest, DeviceGrantAfterIdpKeyRotation) {
+  // The IdP rotates its signing key: e2eid refetches the JWKS and keeps working.
+  ASSERT_EQ(IdpControl("/test/rotate-keys"), 0);
+  const std::string state = suite_->dir / "bob-phone";
+  std::string log;
+  ASSERT_EQ(Enrol(state, "bob", "bob-password", {}, &log, "device"), 0) << log;
+  ExpectWireCertificate(state, "bob", "Bob Jones");
+}
+
+TEST_F(IdentityE2eTest, WireClaimsModeWithKeyauthAndAcmeAud) {
+  // Wire's way: the ID token echoes keyauth and acme_aud through the OIDC claims parameter.
+  const std::string state = suite_->dir / "ada-desktop";
+  std::string log;
+  ASSERT_EQ(Enrol(state, "admin", "admin-password", {"--oidc-mode", "claims"}, &log), 0) << log;
+  ExpectWireCertificate(state, "admin", "Ada Admin");
+  EXPECT_NE(Sql("SELECT validation_claims FROM challenges WHERE type = 'wire-oidc-01' AND "
+                "status = 'valid';")
+                .find("id_token+keyauth"),
+            std::string::npos);
+}
+
+TEST_F(IdentityE2eTest, DisabledUserCannotRenew) {
+  const std::string state = suite_->dir / "alice-tablet";
+  std::string log;
+  ASSERT_EQ(Enrol(state, "alice", "alice-password", {}, &log), 0) << log;
+  const std::string certs_before = Sql("SELECT count(*) FROM certificates;");
+  ASSERT_EQ(IdpControl("/test/users/alice/disable"), 0);
+  auto renew = RunCommand(std::string(E2EID_BINARY) + " renew --state-dir " + ShellQuote(state) +
+                          " --force --ca-file " + ShellQuote(Root()));
+  ASSERT_EQ(IdpControl("/test/users/alice/enable"), 0);
+  EXPECT_EQ(renew.exit_code, 3) << renew.output;
+  EXPECT_NE(renew.output.find("invalid_grant"), std::string::npos) << renew.output;
+  EXPECT_EQ(Sql("SELECT count(*) FROM certificates;"), certs_before);
+}
+
+TEST_F(IdentityE2eTest, BlockedDeviceIsRefused) {
+  const std::string state = suite_->dir / "alice-phone";
+  std::string log;
+  ASSERT_EQ(Enrol(state, "alice", "alice-password", {}, &log), 0) << log;
+  // An administrator blocks the device (the admin API arrives with the revocation issue).
+  Sql("UPDATE devices SET status = 'blocked', blocked_reason = 'phone lost' "
+      "WHERE id IN (SELECT device_id FROM certificates ORDER BY issued_at DESC LIMIT 1);");
+  const std::string certs_before = Sql("SELECT count(*) FROM certificates;");
+  auto renew = RunCommand(std::string(E2EID_BINARY) + " renew --state-dir " + ShellQuote(state) +
+                          " --force --ca-file " + ShellQuote(Root()));
+  EXPECT_NE(renew.exit_code, 0) << renew.output;
+  EXPECT_NE(renew.output.find("phone lost"), std::string::npos) << renew.output;
+  EXPECT_EQ(Sql("SELECT count(*) FROM certificates;"), certs_before);
+}
+
+TEST_F(IdentityE2eTest, TokensOfAnotherClientOrIssuerAreRefused) {
+  const std::string certs_before = Sql("SELECT count(*) FROM certificates;");
+  const std::string devices_before = Sql("SELECT count(*) FROM devices;");
+  std::string log;
+  // Wrong audience: the user logs in with another client of the same realm.
+  EXPECT_EQ(Enrol(suite_->dir / "wrong-aud", "alice", "alice-password", {}, &log, "browser", "",
+                  "other-client"),
+            1)
+      << log;
+  EXPECT_NE(log.find("client id \"e2eid-device\""), std::string::npos) << log;
+  // Another issuer: a different realm with its own keys.
+  EXPECT_EQ(Enrol(suite_->dir / "other-issuer", "alice", "alice-password", {}, &log, "browser",
+                  suite_->other_issuer),
+            1)
+      << log;
+  EXPECT_NE(log.find("unauthorized"), std::string::npos) << log;
+  // Wire's claims mode with a foreign issuer fails on the ID token as well.
+  EXPECT_EQ(Enrol(suite_->dir / "other-issuer-claims", "bob", "bob-password",
+                  {"--oidc-mode", "claims"}, &log, "browser", suite_->other_issuer),
+            1)
+      << log;
+  EXPECT_EQ(Sql("SELECT count(*) FROM certificates;"), certs_before);
+  EXPECT_EQ(Sql("SELECT count(*) FROM devices;"), devices_before);
+}
+
+TEST_F(IdentityE2eTest, WrongPasswordGetsNoCertificate) {
+  const std::string state = suite_->dir / "mallory";
+  std::string log;
+  EXPECT_EQ(Enrol(state, "alice", "not-her-password", {}, &log), -2) << log;
+  EXPECT_NE(log.find("browser.py failed"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace e2eid::testing
