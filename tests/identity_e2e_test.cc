@@ -14,6 +14,7 @@
 #include <regex>
 #include <thread>
 
+#include "core/file.h"
 #include "tests/test_util.h"
 
 namespace e2eid::testing {
@@ -71,7 +72,8 @@ class IdentityE2eTest : public ::testing::Test {
     std::unique_ptr<Process> server;
     std::string issuer;
     std::string directory;
-    std::string ok;  // empty when the set-up worked, else what failed
+    std::string base;  // https://localhost:PORT
+    std::string ok;    // empty when the set-up worked, else what failed
 
     void Start() {
       const int idp_port = FreePort();
@@ -107,14 +109,16 @@ class IdentityE2eTest : public ::testing::Test {
                             << "[identity]\ndomain = \"" << kDomain << "\"\n"
                             << "oidc_issuer = \"" << issuer << "\"\n"
                             << "oidc_client_id = \"e2eid-device\"\n"
-                            << "max_devices_per_user = 5\n";
+                            << "max_devices_per_user = 5\n"
+                            << "[admin]\nclient_id = \"e2eid-admin-cli\"\n";
       server = std::make_unique<Process>(
           std::vector<std::string>{E2EID_BINARY, "serve", "--config", config}, dir / "serve.log");
       if (!server->WaitForLog("e2eid is serving")) {
         ok = "e2eid serve did not start: " + server->Log();
         return;
       }
-      directory = "https://localhost:" + std::to_string(port) + "/acme/directory";
+      base = "https://localhost:" + std::to_string(port);
+      directory = base + "/acme/directory";
     }
   };
 
@@ -138,7 +142,15 @@ class IdentityE2eTest : public ::testing::Test {
                                      "--login",         login,
                                      "--login-timeout", "60"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    Process enrol(argv, state + ".log");
+    return RunWithLogins(argv, state + ".log", login, user, password, log);
+  }
+
+  // Runs `argv`; every login it asks for ("Open this URL to log in: " / "Visit ") is done by
+  // browser.py as `user`. Returns the exit code (-2 when the browser login failed).
+  static int RunWithLogins(const std::vector<std::string>& argv, const std::string& log_path,
+                           const std::string& login, const std::string& user,
+                           const std::string& password, std::string* log) {
+    Process enrol(argv, log_path);
     const std::string prefix = login == "browser" ? "Open this URL to log in: " : "Visit ";
     // Each login the client asks for (claims mode asks twice) is done by browser.py.
     for (size_t handled = 0;;) {
@@ -233,6 +245,99 @@ class IdentityE2eTest : public ::testing::Test {
   static int IdpControl(const std::string& path) {
     const std::string base = suite_->issuer.substr(0, suite_->issuer.find("/realms/"));
     return RunCommand("curl -sf -X POST " + ShellQuote(base + path)).exit_code;
+  }
+
+  // ---- revocation and the admin API ----
+
+  // An access token of `user` for the admin CLI client, obtained with `e2eid admin login`
+  // through the IdP's login page; the path of the token file.
+  static std::string AdminToken(const std::string& user, const std::string& password) {
+    const std::string out = suite_->dir / (user + ".token");
+    if (PathExists(out)) return out;
+    std::string log;
+    const int code = RunWithLogins(
+        {E2EID_BINARY, "admin", "login", "--issuer", suite_->issuer, "--client-id",
+         "e2eid-admin-cli", "--login", "browser", "--login-timeout", "60", "--out", out},
+        out + ".log", "browser", user, password, &log);
+    EXPECT_EQ(code, 0) << log;
+    return out;
+  }
+
+  static CommandResult Admin(const std::string& token_file, const std::string& args) {
+    std::string cmd = std::string(E2EID_BINARY) + " admin --server " + suite_->base +
+                      " --ca-file " + ShellQuote(Root());
+    if (!token_file.empty()) cmd += " --token-file " + ShellQuote(token_file);
+    return RunCommand(cmd + " " + args);
+  }
+
+  // The client-id URI in a device certificate.
+  static std::string ClientIdOf(const std::string& state) {
+    std::smatch m;
+    const std::string text = X509Text(state + "/cert.pem");
+    if (!std::regex_search(
+            text, m, std::regex("URI:(wireapp://[A-Za-z0-9_-]{22}![0-9a-f]{1,16}@[a-z.]+)"))) {
+      ADD_FAILURE() << text;
+      return "";
+    }
+    return m[1];
+  }
+
+  // SHA-256 (hex) of the certificate's SubjectPublicKeyInfo.
+  static std::string SpkiSha256(const std::string& state) {
+    auto r = RunCommand("openssl x509 -in " + ShellQuote(state + "/cert.pem") +
+                        " -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum");
+    return r.output.substr(0, 64);
+  }
+
+  // What the OCSP responder says about the certificate in `state`, as `openssl ocsp` prints it
+  // after verifying the signed response against the root ("<file>: good|revoked|unknown" plus
+  // "Reason:" and "Response verify OK").
+  static std::string Ocsp(const std::string& state) {
+    const std::string req = state + "/ocsp.req";
+    const std::string resp = state + "/ocsp.resp";
+    const std::string issuer = suite_->dir / "ca/intermediate.pem";
+    RunCommand("openssl ocsp -no_nonce -issuer " + ShellQuote(issuer) + " -cert " +
+               ShellQuote(state + "/cert.pem") + " -reqout " + ShellQuote(req));
+    RunCommand("curl -sf --cacert " + ShellQuote(Root()) +
+               " -H 'Content-Type: application/ocsp-request' --data-binary @" + ShellQuote(req) +
+               " -o " + ShellQuote(resp) + " " + suite_->base + "/ocsp");
+    return RunCommand("openssl ocsp -respin " + ShellQuote(resp) + " -issuer " +
+                      ShellQuote(issuer) + " -cert " + ShellQuote(state + "/cert.pem") +
+                      " -CAfile " + ShellQuote(Root()))
+        .output;
+  }
+
+  // openssl verify with the CRL just fetched from /crl: 0 when the certificate passes.
+  static CommandResult VerifyWithCrl(const std::string& state) {
+    const std::string crl = suite_->dir / "crl.pem";
+    RunCommand("curl -sf --cacert " + ShellQuote(Root()) + " -o " + ShellQuote(crl) + " " +
+               ShellQuote(suite_->base + "/crl?format=pem"));
+    return RunCommand("openssl verify -crl_check -CAfile " + ShellQuote(Root()) + " -untrusted " +
+                      ShellQuote(state + "/chain.pem") + " -CRLfile " + ShellQuote(crl) + " " +
+                      ShellQuote(state + "/cert.pem"));
+  }
+
+  // Polls OCSP until it reports `status` for the certificate; the seconds it took, or -1.
+  static double SecondsUntilOcsp(const std::string& state, const std::string& status) {
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+      if (Ocsp(state).find("cert.pem: " + status) != std::string::npos) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      }
+    }
+    return -1;
+  }
+
+  static int Renew(const std::string& state, std::string* output) {
+    auto r = RunCommand(std::string(E2EID_BINARY) + " renew --state-dir " + ShellQuote(state) +
+                        " --force --ca-file " + ShellQuote(Root()));
+    *output = r.output;
+    return r.exit_code;
+  }
+
+  void EnrolOrFail(const std::string& state, const std::string& user, const std::string& password) {
+    std::string log;
+    ASSERT_EQ(Enrol(state, user, password, {}, &log), 0) << log;
   }
 
   static Suite* suite_;
@@ -334,6 +439,127 @@ TEST_F(IdentityE2eTest, TokensOfAnotherClientOrIssuerAreRefused) {
       << log;
   EXPECT_EQ(Sql("SELECT count(*) FROM certificates;"), certs_before);
   EXPECT_EQ(Sql("SELECT count(*) FROM devices;"), devices_before);
+}
+
+// Issue 5: an admin revokes one device through the admin API with a token from the real IdP;
+// within a second OCSP says revoked (with the reason), the fresh CRL fails it and passes the
+// others; the device cannot enrol again until unblocked.
+TEST_F(IdentityE2eTest, RevokeOneDeviceShowsInOcspAndCrlAndBlocksIt) {
+  const std::string a1 = suite_->dir / "rv-alice-1";
+  const std::string a2 = suite_->dir / "rv-alice-2";
+  const std::string b1 = suite_->dir / "rv-bob-1";
+  EnrolOrFail(a1, "alice", "alice-password");
+  EnrolOrFail(a2, "alice", "alice-password");
+  EnrolOrFail(b1, "bob", "bob-password");
+  for (const auto& st : {a1, a2, b1}) {
+    EXPECT_NE(Ocsp(st).find("cert.pem: good"), std::string::npos) << Ocsp(st);
+  }
+  const std::string token = AdminToken("admin", "admin-password");
+  const std::string device = ClientIdOf(a1);
+  auto revoke = Admin(token, "revoke --scope device --value " + ShellQuote(device) +
+                                 " --reason keyCompromise --comment 'laptop stolen' --json");
+  ASSERT_EQ(revoke.exit_code, 0) << revoke.output;
+  EXPECT_TRUE(std::regex_search(revoke.output, std::regex("\"affected\": ?1\\b"))) << revoke.output;
+  const double seconds = SecondsUntilOcsp(a1, "revoked");
+  ASSERT_GE(seconds, 0) << Ocsp(a1);
+  EXPECT_LE(seconds, 1.0);
+  const std::string ocsp = Ocsp(a1);
+  EXPECT_NE(ocsp.find("Response verify OK"), std::string::npos) << ocsp;
+  EXPECT_NE(ocsp.find("Reason: keyCompromise"), std::string::npos) << ocsp;
+  EXPECT_NE(Ocsp(a2).find("cert.pem: good"), std::string::npos);
+  // The CRL (rebuilt within a second) fails the revoked device and passes the others.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto revoked = VerifyWithCrl(a1);
+  EXPECT_NE(revoked.exit_code, 0) << revoked.output;
+  EXPECT_NE(revoked.output.find("certificate revoked"), std::string::npos) << revoked.output;
+  EXPECT_EQ(VerifyWithCrl(a2).exit_code, 0) << VerifyWithCrl(a2).output;
+  EXPECT_EQ(VerifyWithCrl(b1).exit_code, 0) << VerifyWithCrl(b1).output;
+  // Idempotent.
+  auto again = Admin(token, "revoke --scope device --value " + ShellQuote(device) +
+                                " --reason keyCompromise --json");
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_TRUE(std::regex_search(again.output, std::regex("\"affected\": ?0\\b"))) << again.output;
+  // The device cannot enrol again...
+  std::string out;
+  EXPECT_NE(Renew(a1, &out), 0) << out;
+  EXPECT_NE(out.find("blocked"), std::string::npos) << out;
+  // ...until an admin unblocks it.
+  auto unblock = Admin(token, "unblock " + ShellQuote(device));
+  ASSERT_EQ(unblock.exit_code, 0) << unblock.output;
+  EXPECT_EQ(Renew(a1, &out), 0) << out;
+  EXPECT_NE(Ocsp(a1).find("cert.pem: good"), std::string::npos);
+}
+
+TEST_F(IdentityE2eTest, RevokeByUserByKeyAndBeforeATime) {
+  const std::string a = suite_->dir / "rs-alice";
+  const std::string b1 = suite_->dir / "rs-bob-1";
+  const std::string b2 = suite_->dir / "rs-bob-2";
+  EnrolOrFail(a, "alice", "alice-password");
+  EnrolOrFail(b1, "bob", "bob-password");
+  EnrolOrFail(b2, "bob", "bob-password");
+  const std::string token = AdminToken("admin", "admin-password");
+
+  // By user: every device of Bob (his IdP subject), none of Alice's.
+  auto by_user = Admin(token,
+                       "revoke --scope user --value 2b0b2b0b-7c2d-4f6e-8a1b-b0b000000002 "
+                       "--reason affiliationChanged --json");
+  ASSERT_EQ(by_user.exit_code, 0) << by_user.output;
+  EXPECT_GE(SecondsUntilOcsp(b1, "revoked"), 0);
+  EXPECT_GE(SecondsUntilOcsp(b2, "revoked"), 0);
+  EXPECT_NE(Ocsp(b2).find("Reason: affiliationChanged"), std::string::npos) << Ocsp(b2);
+  EXPECT_NE(Ocsp(a).find("cert.pem: good"), std::string::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_NE(VerifyWithCrl(b1).exit_code, 0);
+  EXPECT_EQ(VerifyWithCrl(a).exit_code, 0) << VerifyWithCrl(a).output;
+
+  // By key: the certificate holding Alice's device key.
+  auto by_key = Admin(
+      token, "revoke --scope key --value " + SpkiSha256(a) + " --reason keyCompromise --json");
+  ASSERT_EQ(by_key.exit_code, 0) << by_key.output;
+  EXPECT_TRUE(std::regex_search(by_key.output, std::regex("\"affected\": ?1\\b"))) << by_key.output;
+  EXPECT_GE(SecondsUntilOcsp(a, "revoked"), 0);
+
+  // Everything issued before T: a certificate issued before T is revoked, one after is not.
+  const std::string after = suite_->dir / "rs-after";
+  std::string out;
+  ASSERT_EQ(Renew(a, &out), 0) << out;  // Alice's device: a new certificate, before T
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const std::string t = RunCommand("date -u +%Y-%m-%dT%H:%M:%SZ").output.substr(0, 20);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EnrolOrFail(after, "admin", "admin-password");
+  auto by_time =
+      Admin(token, "revoke --scope before --value " + t + " --reason cessationOfOperation --json");
+  ASSERT_EQ(by_time.exit_code, 0) << by_time.output;
+  EXPECT_GE(SecondsUntilOcsp(a, "revoked"), 0) << Ocsp(a);
+  EXPECT_NE(Ocsp(after).find("cert.pem: good"), std::string::npos) << Ocsp(after);
+}
+
+TEST_F(IdentityE2eTest, AdminApiRefusesTokensWithoutRoleOrValidity) {
+  const std::string audit_before =
+      Sql("SELECT count(*) FROM audit_events WHERE action = 'admin.login';");
+  const std::string certs = Sql("SELECT count(*) FROM certificates WHERE status = 'revoked';");
+  // A user token without the admin role: 403.
+  const std::string user_token = AdminToken("alice", "alice-password");
+  auto forbidden =
+      Admin(user_token, "revoke --scope before --value 2100-01-01T00:00:00Z --reason 0");
+  EXPECT_NE(forbidden.exit_code, 0);
+  EXPECT_NE(forbidden.output.find("e2eid-admin"), std::string::npos) << forbidden.output;
+  // No token: 401.
+  auto missing = RunCommand("curl -s -o /dev/null -w '%{http_code}' --cacert " +
+                            ShellQuote(Root()) + " " + suite_->base + "/admin/v1/devices");
+  EXPECT_EQ(missing.output, "401");
+  // A forged / foreign token: 401.
+  auto forged = RunCommand("curl -s -o /dev/null -w '%{http_code}' --cacert " + ShellQuote(Root()) +
+                           " -H 'Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln' " +
+                           suite_->base + "/admin/v1/devices");
+  EXPECT_EQ(forged.output, "401");
+  // Each attempt is in the audit trail; nothing was revoked.
+  EXPECT_EQ(std::stoi(Sql("SELECT count(*) FROM audit_events WHERE action = 'admin.login';")),
+            std::stoi(audit_before) + 3);
+  EXPECT_EQ(Sql("SELECT count(*) FROM certificates WHERE status = 'revoked';"), certs);
+  // Self-service: Alice lists her own devices with her own token.
+  auto mine = Admin(user_token, "me devices --json");
+  EXPECT_EQ(mine.exit_code, 0) << mine.output;
 }
 
 TEST_F(IdentityE2eTest, WrongPasswordGetsNoCertificate) {
