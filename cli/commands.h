@@ -11,6 +11,9 @@ namespace e2eid::cli {
 // Exit codes: 0 success, 1 the command failed, 2 usage error.
 int RunInit(const std::vector<std::string>& args);
 int RunServe(const std::vector<std::string>& args);
+// Validates a configuration offline and prints the effective one (cli/check_config_command.cc);
+// exit code 1 when it is invalid.
+int RunCheckConfig(const std::vector<std::string>& args);
 // The device enrolment client (cli/enrol_command.cc). `renew` adds exit code 3: the identity
 // provider refused the refresh token, so the user must run `e2eid enrol` again.
 int RunEnrol(const std::vector<std::string>& args);

@@ -5,9 +5,18 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+
+#include "ca/authority.h"
+#include "ca/x509.h"
+#include "cli/secrets.h"
+#include "core/file.h"
+#include "crypto/key.h"
+#include "revocation/crl.h"
+#include "revocation/ocsp.h"
 
 namespace e2eid::cli {
 namespace {
@@ -227,8 +236,14 @@ const std::vector<Key>& Keys() {
                    [](Config& c, std::chrono::seconds v) { c.identity.device_token_lifetime = v; }),
       MakeString("server", "listen",
                  [](Config& c, std::string v) -> Status {
-                   if (v.rfind(':') == std::string::npos) {
-                     return Fail(Error::Config("expected host:port, got '" + v + "'"));
+                   const size_t colon = v.rfind(':');
+                   const std::string port = colon == std::string::npos ? "" : v.substr(colon + 1);
+                   unsigned n = 0;
+                   auto r = std::from_chars(port.data(), port.data() + port.size(), n);
+                   if (colon == std::string::npos || colon == 0 || port.empty() ||
+                       r.ec != std::errc() || r.ptr != port.data() + port.size() || n > 65535) {
+                     return Fail(
+                         Error::Config("expected host:port with a port 0-65535, got '" + v + "'"));
                    }
                    c.server.listen = std::move(v);
                    return Ok();
@@ -540,6 +555,303 @@ Result<Config> LoadConfig(const std::string& path, const EnvLookup& env) {
         std::string(config.server.tls ? "https://" : "http://") + authority;
   }
   return config;
+}
+
+// ---- offline checks and the effective configuration ---------------------------------------------
+
+namespace {
+
+Error KeyError(const Config& config, std::string_view key, const std::string& problem) {
+  return Error::Config(config.source + ": " + std::string(key) + ": " + problem);
+}
+
+// A readable regular file. Errors: the problem text.
+Result<std::string> ReadConfiguredFile(const std::string& path) {
+  if (!std::filesystem::exists(path))
+    return Fail(Error::Config("file " + path + " does not exist"));
+  if (std::filesystem::is_directory(path)) {
+    return Fail(Error::Config(path + " is a directory, not a file"));
+  }
+  auto text = ReadFile(path);
+  if (!text) return Fail(Error::Config("cannot read " + path + ": " + text.error().detail()));
+  return std::move(*text);
+}
+
+}  // namespace
+
+Status CheckConfigFiles(const Config& config) {
+  // ---- [ca] ----
+  std::optional<std::string> passphrase;
+  if (!config.ca.passphrase_file.empty()) {
+    if (auto f = ReadConfiguredFile(config.ca.passphrase_file); !f) {
+      return Fail(KeyError(config, "ca.passphrase_file", f.error().detail()));
+    }
+    auto p = ReadSecretFile(config.ca.passphrase_file);
+    if (!p) return Fail(KeyError(config, "ca.passphrase_file", p.error().detail()));
+    passphrase = std::move(*p);
+  }
+  if (!std::filesystem::is_directory(config.ca.dir)) {
+    return Fail(KeyError(
+        config, "ca.dir",
+        "cannot load the CA: directory " + config.ca.dir + " does not exist (run `e2eid init`)"));
+  }
+  {
+    auto ca = ca::CertificateAuthority::Load(
+        ca::CaPaths::In(config.ca.dir),
+        passphrase ? std::optional<std::string_view>(*passphrase) : std::nullopt);
+    passphrase.reset();
+    if (!ca) return Fail(KeyError(config, "ca.dir", "cannot load the CA: " + ca.error().detail()));
+  }
+  // ---- [store] ----
+  {
+    const std::filesystem::path parent =
+        std::filesystem::path(config.store.path).parent_path().empty()
+            ? std::filesystem::path(".")
+            : std::filesystem::path(config.store.path).parent_path();
+    if (!std::filesystem::is_directory(parent)) {
+      return Fail(
+          KeyError(config, "store.path", "directory " + parent.string() + " does not exist"));
+    }
+  }
+  // ---- [server] ----
+  {
+    const std::string& listen = config.server.listen;
+    const size_t colon = listen.rfind(':');
+    std::string host = listen.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    in_addr v4{};
+    in6_addr v6{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) != 1 && inet_pton(AF_INET6, host.c_str(), &v6) != 1) {
+      return Fail(KeyError(
+          config, "server.listen",
+          "'" + host + "' is not an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, [::])"));
+    }
+  }
+  if (!config.server.tls_cert_file.empty()) {
+    auto chain = ReadConfiguredFile(config.server.tls_cert_file);
+    if (!chain) return Fail(KeyError(config, "server.tls_cert_file", chain.error().detail()));
+    auto cert = ca::CertificateFromPem(*chain);
+    if (!cert) {
+      return Fail(KeyError(config, "server.tls_cert_file",
+                           "not a PEM certificate: " + cert.error().detail()));
+    }
+    auto key_pem = ReadConfiguredFile(config.server.tls_key_file);
+    if (!key_pem) return Fail(KeyError(config, "server.tls_key_file", key_pem.error().detail()));
+    auto key = crypto::PrivateKey::FromPem(*key_pem);
+    if (!key) {
+      return Fail(KeyError(config, "server.tls_key_file",
+                           "not an unencrypted PEM private key: " + key.error().detail()));
+    }
+  }
+  // ---- [identity] ----
+  if (config.identity.enabled()) {
+    const Config::Identity& id = config.identity;
+    if (!id.oidc_ca_file.empty()) {
+      if (auto f = ReadConfiguredFile(id.oidc_ca_file); !f) {
+        return Fail(KeyError(config, "identity.oidc_ca_file", f.error().detail()));
+      }
+    }
+    if (id.device_authority == "builtin") {
+      if (PathExists(id.authority_key_file)) {
+        auto pem = ReadConfiguredFile(id.authority_key_file);
+        if (!pem)
+          return Fail(KeyError(config, "identity.authority_key_file", pem.error().detail()));
+        auto key = crypto::PrivateKey::FromPem(*pem);
+        if (!key) {
+          return Fail(KeyError(config, "identity.authority_key_file",
+                               "not a PEM private key: " + key.error().detail()));
+        }
+      } else {
+        const std::filesystem::path parent =
+            std::filesystem::path(id.authority_key_file).parent_path();
+        if (!parent.empty() && !std::filesystem::is_directory(parent)) {
+          return Fail(KeyError(config, "identity.authority_key_file",
+                               "directory " + parent.string() + " does not exist"));
+        }
+      }
+    } else {
+      auto pem = ReadConfiguredFile(id.external_authority_key_file);
+      if (!pem) {
+        return Fail(KeyError(config, "identity.external_authority_key_file", pem.error().detail()));
+      }
+      auto key = crypto::PublicKey::FromPem(*pem);
+      if (!key) {
+        return Fail(KeyError(config, "identity.external_authority_key_file",
+                             "not a PEM public key: " + key.error().detail()));
+      }
+    }
+  }
+  // ---- [revocation] ----
+  {
+    const std::pair<const char*, revocation::CrlOptions> crl_checks[] = {
+        {"revocation.crl_lifetime", {.lifetime = config.revocation.crl_lifetime}},
+        {"revocation.crl_max_age", {.max_age = config.revocation.crl_max_age}},
+    };
+    for (const auto& [key, options] : crl_checks) {
+      if (auto st = options.Validate(); !st) {
+        return Fail(KeyError(config, key, st.error().detail()));
+      }
+    }
+    revocation::OcspOptions ocsp;
+    ocsp.next_update = config.revocation.ocsp_next_update;
+    if (auto st = ocsp.Validate(); !st) {
+      return Fail(KeyError(config, "revocation.ocsp_next_update", st.error().detail()));
+    }
+    ocsp = {};
+    ocsp.max_age = config.revocation.ocsp_max_age;
+    if (auto st = ocsp.Validate(); !st) {
+      return Fail(KeyError(config, "revocation.ocsp_max_age", st.error().detail()));
+    }
+    ocsp = {};
+    ocsp.responder_validity = config.revocation.ocsp_responder_validity;
+    if (auto st = ocsp.Validate(); !st) {
+      return Fail(KeyError(config, "revocation.ocsp_responder_validity", st.error().detail()));
+    }
+  }
+  return Ok();
+}
+
+bool IsSecretConfigKey(std::string_view key) {
+  const size_t dot = key.rfind('.');
+  const std::string_view name = dot == std::string_view::npos ? key : key.substr(dot + 1);
+  for (std::string_view suffix : {"passphrase", "password", "secret"}) {
+    if (name.ends_with(suffix)) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> ConfigKeyNames() {
+  std::vector<std::string> names;
+  for (const Key& k : Keys()) names.push_back(std::string(k.section) + "." + k.name);
+  return names;
+}
+
+namespace {
+
+std::string TomlString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string TomlList(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i > 0 ? ", " : "") + TomlString(v[i]);
+  return out + "]";
+}
+
+std::string TomlDuration(std::chrono::seconds d) {
+  const int64_t s = d.count();
+  if (s != 0 && s % 86400 == 0) return TomlString(std::to_string(s / 86400) + "d");
+  if (s != 0 && s % 3600 == 0) return TomlString(std::to_string(s / 3600) + "h");
+  if (s != 0 && s % 60 == 0) return TomlString(std::to_string(s / 60) + "m");
+  return TomlString(std::to_string(s) + "s");
+}
+
+std::string TomlBool(bool b) { return b ? "true" : "false"; }
+
+}  // namespace
+
+std::string FormatEffectiveConfig(const Config& c) {
+  using std::to_string;
+  const std::map<std::string, std::string> values = {
+      {"server.listen", TomlString(c.server.listen)},
+      {"server.external_url", TomlString(c.server.external_url)},
+      {"server.tls", TomlBool(c.server.tls)},
+      {"server.tls_cert_file", TomlString(c.server.tls_cert_file)},
+      {"server.tls_key_file", TomlString(c.server.tls_key_file)},
+      {"server.tls_names", TomlList(c.server.tls_names)},
+      {"server.threads", to_string(c.server.threads)},
+      {"server.max_body_bytes", to_string(c.server.max_body_bytes)},
+      {"server.max_header_bytes", to_string(c.server.max_header_bytes)},
+      {"server.read_timeout", TomlDuration(c.server.read_timeout)},
+      {"server.idle_timeout", TomlDuration(c.server.idle_timeout)},
+      {"server.drain_timeout", TomlDuration(c.server.drain_timeout)},
+      {"ca.dir", TomlString(c.ca.dir)},
+      {"ca.passphrase_file", TomlString(c.ca.passphrase_file)},
+      {"store.path", TomlString(c.store.path)},
+      {"validity.default", TomlDuration(c.validity.default_validity)},
+      {"validity.max", TomlDuration(c.validity.max_validity)},
+      {"validity.min", TomlDuration(c.validity.min_validity)},
+      {"validity.backdate", TomlDuration(c.validity.backdate)},
+      {"acme.dns_suffixes", TomlList(c.acme.dns_suffixes)},
+      {"acme.http01_port", to_string(c.acme.http01_port)},
+      {"acme.tls_alpn01_port", to_string(c.acme.tls_alpn01_port)},
+      {"acme.resolve", TomlList(c.acme.resolve)},
+      {"acme.nonce_lifetime", TomlDuration(c.acme.nonce_lifetime)},
+      {"acme.order_lifetime", TomlDuration(c.acme.order_lifetime)},
+      {"acme.authorization_lifetime", TomlDuration(c.acme.authorization_lifetime)},
+      {"acme.validation_threads", to_string(c.acme.validation_threads)},
+      {"identity.domain", TomlString(c.identity.domain)},
+      {"identity.oidc_issuer", TomlString(c.identity.oidc_issuer)},
+      {"identity.oidc_client_id", TomlString(c.identity.oidc_client_id)},
+      {"identity.oidc_ca_file", TomlString(c.identity.oidc_ca_file)},
+      {"identity.oidc_binding", TomlString(c.identity.oidc_binding)},
+      {"identity.accept_access_token", TomlBool(c.identity.accept_access_token)},
+      {"identity.access_token_max_age", TomlDuration(c.identity.access_token_max_age)},
+      {"identity.leeway", TomlDuration(c.identity.leeway)},
+      {"identity.name_claim", TomlString(c.identity.name_claim)},
+      {"identity.handle_claim", TomlString(c.identity.handle_claim)},
+      {"identity.roles_claim", TomlString(c.identity.roles_claim)},
+      {"identity.required_roles", TomlList(c.identity.required_roles)},
+      {"identity.require_email_verified", TomlBool(c.identity.require_email_verified)},
+      {"identity.device_authority", TomlString(c.identity.device_authority)},
+      {"identity.authority_key_file", TomlString(c.identity.authority_key_file)},
+      {"identity.external_authority_key_file", TomlString(c.identity.external_authority_key_file)},
+      {"identity.external_authority_url", TomlString(c.identity.external_authority_url)},
+      {"identity.max_devices_per_user", to_string(c.identity.max_devices_per_user)},
+      {"identity.device_token_lifetime", TomlDuration(c.identity.device_token_lifetime)},
+      {"revocation.crl_lifetime", TomlDuration(c.revocation.crl_lifetime)},
+      {"revocation.crl_max_age", TomlDuration(c.revocation.crl_max_age)},
+      {"revocation.ocsp_next_update", TomlDuration(c.revocation.ocsp_next_update)},
+      {"revocation.ocsp_max_age", TomlDuration(c.revocation.ocsp_max_age)},
+      {"revocation.ocsp_responder_validity", TomlDuration(c.revocation.ocsp_responder_validity)},
+      {"admin.client_id", TomlString(c.admin.client_id)},
+      {"admin.roles_claim", TomlString(c.admin.roles_claim)},
+      {"admin.role", TomlString(c.admin.role)},
+      {"log.level", TomlString(LogLevelName(c.log.level))},
+  };
+  // Sections in a stable, readable order; keys within a section in registration order.
+  const char* const sections[] = {"server",   "ca",         "store", "validity", "acme",
+                                  "identity", "revocation", "admin", "log"};
+  std::string out = "# effective configuration of " + c.source + "\n";
+  for (const char* section : sections) {
+    out += std::string("\n[") + section + "]\n";
+    for (const Key& k : Keys()) {
+      if (std::string_view(k.section) != section) continue;
+      const std::string full = std::string(k.section) + "." + k.name;
+      auto it = values.find(full);
+      std::string value = it == values.end() ? "\"(not printable)\"" : it->second;
+      if (IsSecretConfigKey(full)) value = "\"****\"";
+      out += std::string(k.name) + " = " + value + "\n";
+    }
+  }
+  return out;
 }
 
 }  // namespace e2eid::cli

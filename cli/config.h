@@ -14,6 +14,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ca/profile.h"
@@ -122,6 +123,29 @@ EnvLookup ProcessEnvironment();
 // Reads `path` and applies overrides from `env`. Errors: kNotFound for a missing file, kConfig with
 // "<file>: <key>: <reason>" (or "environment E2EID_X_Y: <reason>") for everything else.
 Result<Config> LoadConfig(const std::string& path, const EnvLookup& env);
+
+// The checks `serve` makes before it starts that need files but not the network (used by `serve`
+// and by `e2eid check-config`): the CA directory exists and loads (keys parse, the passphrase file
+// is readable and decrypts them), the TLS certificate and key files parse, the identity key files
+// parse (the built-in authority's key when it exists: it is created on first start), the OIDC CA
+// file is readable, the store's directory exists, the listen address is host:port and the CRL and
+// OCSP options are valid. Errors: kConfig "<file>: <key>: <problem>" for the first problem found.
+Status CheckConfigFiles(const Config& config);
+
+// Secrets. Inline secret values are not supported: secrets come from files (`*_file` keys), and
+// the only one today is the CA key passphrase (ca.passphrase_file; the TLS and authority keys are
+// key files). The identity provider clients (oidc_client_id, admin.client_id) are public clients
+// with PKCE/DPoP and have no client secret. A key whose name ends in "passphrase", "password" or
+// "secret" (without "_file") would be masked by FormatEffectiveConfig.
+bool IsSecretConfigKey(std::string_view key);
+
+// Every "section.key" that LoadConfig accepts (FormatEffectiveConfig prints each of them).
+std::vector<std::string> ConfigKeyNames();
+
+// The effective configuration as TOML: every section and every key, defaults included, paths
+// resolved; values of secret keys (IsSecretConfigKey) are printed as "****". Secret files' contents
+// are never read here.
+std::string FormatEffectiveConfig(const Config& config);
 
 // Parses "90s", "15m", "24h", "7d" or a bare number of seconds. Errors: kConfig.
 Result<std::chrono::seconds> ParseDuration(std::string_view text);

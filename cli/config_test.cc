@@ -4,7 +4,10 @@
 
 #include <map>
 
+#include "ca/authority.h"
+#include "core/clock.h"
 #include "core/file.h"
+#include "crypto/random.h"
 #include "tests/test_util.h"
 
 namespace e2eid::cli {
@@ -219,6 +222,126 @@ TEST(DurationTest, Units) {
   EXPECT_EQ(*ParseDuration("42"), std::chrono::seconds(42));
   for (const char* bad : {"", "h", "-5s", "5x", "1.5h", " 5s"})
     EXPECT_FALSE(ParseDuration(bad)) << bad;
+}
+
+// `check-config`'s two steps (LoadConfig, then CheckConfigFiles) over a directory with a CA.
+class CheckConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SystemClock clock;
+    crypto::SecureRandom random;
+    ca::InitOptions options;
+    options.dir = tmp_ / "ca";
+    options.passphrase = "correct horse battery staple";
+    ASSERT_TRUE(ca::InitCa(options, clock, random));
+    ASSERT_TRUE(WriteFileAtomic(tmp_ / "pass", "correct horse battery staple\n", 0600));
+  }
+  // The error of loading and checking `text`, or "" when it is valid.
+  std::string Check(const std::string& text) {
+    const std::string path = tmp_ / "e2eid.toml";
+    EXPECT_TRUE(WriteFileAtomic(path, text, 0600));
+    auto config = LoadConfig(path, [](const std::string&) { return std::nullopt; });
+    if (!config) return config.error().detail();
+    if (auto st = CheckConfigFiles(*config); !st) return st.error().detail();
+    return "";
+  }
+  std::string Path() { return tmp_ / "e2eid.toml"; }
+  TempDir tmp_;
+};
+
+constexpr char kPass[] = "[ca]\npassphrase_file = \"pass\"\n";
+
+TEST_F(CheckConfigTest, AValidConfigurationPasses) {
+  EXPECT_EQ(Check(kPass), "");
+  // The same CA without its passphrase does not load.
+  const std::string e = Check("");
+  EXPECT_NE(e.find(Path() + ": ca.dir: cannot load the CA"), std::string::npos) << e;
+}
+
+TEST_F(CheckConfigTest, TenBrokenConfigurationsEachNameFileKeyAndProblem) {
+  struct Case {
+    std::string text;
+    std::string key;
+    std::string problem;
+  };
+  const std::string id = "[identity]\ndomain = \"example.com\"\noidc_client_id = \"dev\"\n";
+  const std::vector<Case> cases = {
+      {std::string(kPass) + "[server]\nlisten_on = \"127.0.0.1:1\"\n", "server.listen_on",
+       "unknown key"},
+      {std::string(kPass) + "[server]\nthreads = \"many\"\n", "server.threads",
+       "expected an integer"},
+      {std::string(kPass) + "[acme]\nnonce_lifetime = \"ten minutes\"\n", "acme.nonce_lifetime",
+       "invalid duration 'ten minutes'"},
+      {std::string(kPass) + "[server]\nlisten = \"127.0.0.1:https\"\n", "server.listen",
+       "expected host:port"},
+      {std::string(kPass) + "[server]\nlisten = \"ca.example.com:8443\"\n", "server.listen",
+       "is not an IPv4 or IPv6 address"},
+      {"[ca]\ndir = \"nowhere\"\npassphrase_file = \"pass\"\n", "ca.dir",
+       "directory " + tmp_ / "nowhere" + " does not exist"},
+      {"[ca]\npassphrase_file = \"absent.pass\"\n", "ca.passphrase_file",
+       "file " + tmp_ / "absent.pass" + " does not exist"},
+      {"[ca]\npassphrase_file = \"ca\"\n", "ca.passphrase_file", "is a directory"},
+      {std::string(kPass) + id, "identity.oidc_issuer", "required when identity.domain is set"},
+      {std::string(kPass) + "[identity]\noidc_binding = \"magic\"\n", "identity.oidc_binding",
+       "expected \"claims\" or \"nonce\""},
+      {std::string(kPass) + id +
+           "oidc_issuer = \"https://kc.example.com/realms/a\"\ndevice_authority = \"external\"\n",
+       "identity.external_authority_key_file", "required when device_authority is external"},
+      {std::string(kPass) + id +
+           "oidc_issuer = \"https://kc.example.com/realms/a\"\ndevice_authority = \"external\"\n"
+           "external_authority_key_file = \"pass\"\nexternal_authority_url = "
+           "\"https://da.example.com/{device_id}\"\n",
+       "identity.external_authority_key_file", "not a PEM public key"},
+      {std::string(kPass) + "[revocation]\ncrl_lifetime = \"1m\"\n", "revocation.crl_lifetime",
+       "2 min"},
+      {std::string(kPass) + "[revocation]\nocsp_responder_validity = \"10m\"\n",
+       "revocation.ocsp_responder_validity", "responder_validity"},
+      {std::string(kPass) + "[server]\ntls_cert_file = \"pass\"\ntls_key_file = \"pass\"\n",
+       "server.tls_cert_file", "not a PEM certificate"},
+      {std::string(kPass) + "[store]\npath = \"no/such/dir/e2eid.db\"\n", "store.path",
+       "does not exist"},
+  };
+  ASSERT_GE(cases.size(), 10u);
+  for (const Case& c : cases) {
+    const std::string error = Check(c.text);
+    EXPECT_EQ(error.rfind(Path() + ": " + c.key + ": ", 0), 0u) << c.text << "\n-> " << error;
+    EXPECT_NE(error.find(c.problem), std::string::npos) << c.text << "\n-> " << error;
+  }
+}
+
+TEST_F(CheckConfigTest, EffectiveConfigurationHasEveryKeyAndNoSecret) {
+  const std::string path = tmp_ / "e2eid.toml";
+  ASSERT_TRUE(WriteFileAtomic(path, std::string(kPass) + "[validity]\nmax = \"2d\"\n", 0600));
+  auto config = LoadConfig(path, [](const std::string&) { return std::nullopt; });
+  ASSERT_TRUE(config) << config.error().detail();
+  const std::string text = FormatEffectiveConfig(*config);
+  for (const std::string& key : ConfigKeyNames()) {
+    const std::string section = key.substr(0, key.find('.'));
+    const std::string name = key.substr(key.find('.') + 1);
+    const size_t at = text.find("\n[" + section + "]\n");
+    ASSERT_NE(at, std::string::npos) << section;
+    const size_t next = text.find("\n[", at + 1);
+    const std::string body = text.substr(at, next == std::string::npos ? next : next - at);
+    EXPECT_NE(body.find("\n" + name + " = "), std::string::npos) << key << "\n" << text;
+  }
+  EXPECT_EQ(text.find("not printable"), std::string::npos) << text;
+  EXPECT_NE(text.find("max = \"2d\"\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("listen = \"127.0.0.1:8443\"\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("passphrase_file = \"" + tmp_ / "pass" + "\"\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("correct horse"), std::string::npos) << text;
+  // The printed configuration is itself a valid configuration with the same meaning.
+  ASSERT_TRUE(WriteFileAtomic(tmp_ / "again.toml", text, 0600));
+  auto again = LoadConfig(tmp_ / "again.toml", [](const std::string&) { return std::nullopt; });
+  ASSERT_TRUE(again) << again.error().detail();
+  EXPECT_EQ(FormatEffectiveConfig(*again).substr(text.find('\n')), text.substr(text.find('\n')));
+}
+
+TEST(SecretKeysTest, Names) {
+  EXPECT_TRUE(IsSecretConfigKey("identity.client_secret"));
+  EXPECT_TRUE(IsSecretConfigKey("ca.passphrase"));
+  EXPECT_FALSE(IsSecretConfigKey("ca.passphrase_file"));
+  EXPECT_FALSE(IsSecretConfigKey("identity.device_token_lifetime"));
+  for (const std::string& key : ConfigKeyNames()) EXPECT_FALSE(IsSecretConfigKey(key)) << key;
 }
 
 }  // namespace

@@ -13,6 +13,7 @@ constexpr char kUsage[] =
     "Commands:\n"
     "  init      create the root and intermediate CA\n"
     "  serve     run the CA service\n"
+    "  check-config  validate a configuration and print the effective one\n"
     "  enrol     obtain an end-to-end identity certificate for this device\n"
     "  renew     renew the device certificate (once, or as a daemon)\n"
     "  admin     administer devices, certificates and revocations (admin API client)\n"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 2, argv + argc);
   if (command == "init") return e2eid::cli::RunInit(args);
   if (command == "serve") return e2eid::cli::RunServe(args);
+  if (command == "check-config") return e2eid::cli::RunCheckConfig(args);
   if (command == "enrol") return e2eid::cli::RunEnrol(args);
   if (command == "renew") return e2eid::cli::RunRenew(args);
   if (command == "admin") return e2eid::cli::RunAdmin(args);

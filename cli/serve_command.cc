@@ -1,7 +1,15 @@
 // `e2eid serve --config FILE`: loads the configuration, opens the store and the CA, and runs the
 // HTTPS service until SIGTERM/SIGINT, then drains in-flight requests and exits.
+//
+// Observability: GET /metrics (Prometheus text format 0.0.4; it is served to anyone who can reach
+// the listener: operators restrict it at their proxy or network), GET /healthz (liveness: the
+// process answers) and GET /readyz (readiness: the store answers and, with [identity], the
+// identity provider's discovery document is reachable; 503 with a JSON body naming what is not
+// ready). Every log line of a request carries its request id.
 #include <charconv>
+#include <chrono>
 #include <cstdio>
+#include <mutex>
 
 #include "acme/device_authority.h"
 #include "acme/engine.h"
@@ -27,6 +35,7 @@
 #include "server/acme_routes.h"
 #include "server/admin_api.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
 #include "server/problem.h"
 #include "server/router.h"
 #include "server/signals.h"
@@ -35,6 +44,218 @@
 
 namespace e2eid::cli {
 namespace {
+
+// ---- observability ------------------------------------------------------------------------------
+
+// The metric families of the service (server/metrics.h), registered once at start.
+struct ServiceMetrics {
+  explicit ServiceMetrics(server::MetricsRegistry& m)
+      : http_requests(m.Counter("e2eid_http_requests_total",
+                                "HTTP requests answered, by route pattern, method and status.",
+                                {"route", "method", "status"})),
+        http_duration(m.Histogram("e2eid_http_request_duration_seconds",
+                                  "Time to answer an HTTP request, by route pattern.", {"route"})),
+        issued(m.Counter("e2eid_certificates_issued_total",
+                         "Certificates issued through ACME, by profile.", {"profile"})),
+        refused(m.Counter("e2eid_enrolments_refused_total",
+                          "ACME new-order, challenge and finalize requests refused, by problem "
+                          "type.",
+                          {"reason"})),
+        revocations(m.Counter("e2eid_revocations_total",
+                              "Revocation actions (ACME revokeCert, admin API), by scope.",
+                              {"scope"})),
+        certificates_revoked(m.Counter("e2eid_certificates_revoked_total",
+                                       "Certificates whose status changed to revoked.")),
+        jwks_fetches(m.Counter("e2eid_jwks_fetches_total",
+                               "JWKS fetches from the identity provider, by outcome (success, "
+                               "http_error, error).",
+                               {"outcome"})),
+        store_duration(m.Histogram("e2eid_store_transaction_duration_seconds",
+                                   "Duration of store transactions (read or write).", {"kind"})),
+        ocsp_requests(m.Counter("e2eid_ocsp_requests_total", "OCSP requests received.")) {}
+
+  server::CounterFamily& http_requests;
+  server::HistogramFamily& http_duration;
+  server::CounterFamily& issued;
+  server::CounterFamily& refused;
+  server::CounterFamily& revocations;
+  server::CounterFamily& certificates_revoked;
+  server::CounterFamily& jwks_fetches;
+  server::HistogramFamily& store_duration;
+  server::CounterFamily& ocsp_requests;
+};
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A Store that times every transaction (e2eid_store_transaction_duration_seconds{kind}).
+class TimedStore final : public store::Store {
+ public:
+  TimedStore(store::Store& inner, server::HistogramFamily& duration)
+      : inner_(inner), duration_(duration) {}
+  Status InTransaction(const std::function<Status(store::Transaction&)>& fn) override {
+    const auto start = std::chrono::steady_clock::now();
+    Status st = inner_.InTransaction(fn);
+    duration_.Observe({"write"}, SecondsSince(start));
+    return st;
+  }
+  Status ReadOnly(const std::function<Status(store::Transaction&)>& fn) override {
+    const auto start = std::chrono::steady_clock::now();
+    Status st = inner_.ReadOnly(fn);
+    duration_.Observe({"read"}, SecondsSince(start));
+    return st;
+  }
+
+ private:
+  store::Store& inner_;
+  server::HistogramFamily& duration_;
+};
+
+// An oidc::HttpClient that counts the JWKS fetches of the token verifier
+// (e2eid_jwks_fetches_total{outcome}); discovery requests pass through uncounted.
+class CountingHttpClient final : public oidc::HttpClient {
+ public:
+  CountingHttpClient(std::unique_ptr<oidc::HttpClient> inner, server::CounterFamily& fetches)
+      : inner_(std::move(inner)), fetches_(fetches) {}
+  Result<oidc::FetchResponse> Send(const oidc::FetchRequest& request) override {
+    auto response = inner_->Send(request);
+    if (!request.url.ends_with("/.well-known/openid-configuration")) {
+      fetches_.Add({!response                                           ? "error"
+                    : response->status >= 200 && response->status < 300 ? "success"
+                                                                        : "http_error"});
+    }
+    return response;
+  }
+  Status CheckUrl(std::string_view url) const override { return inner_->CheckUrl(url); }
+
+ private:
+  std::unique_ptr<oidc::HttpClient> inner_;
+  server::CounterFamily& fetches_;
+};
+
+// Counts revocations from the revocation events the service recorded (the audit trail is
+// authoritative): e2eid_revocations_total{scope} and e2eid_certificates_revoked_total.
+class RevocationMetrics final : public revocation::RevocationListener {
+ public:
+  RevocationMetrics(store::Store& store, ServiceMetrics& metrics)
+      : store_(store), metrics_(metrics) {}
+  void OnRevoked(const revocation::RevocationOutcome& outcome) override {
+    std::string scope = "unknown";
+    // The SQLite store's event cursor is the last id seen: "id - 1" pages to this event.
+    auto st = store_.ReadOnly([&](store::Transaction& tx) -> Status {
+      E2EID_TRY(page, tx.ListRevocationEvents(
+                          {.after = std::to_string(outcome.event_id - 1), .limit = 1}));
+      if (!page.items.empty() && page.items.front().id == outcome.event_id) {
+        scope = std::string(store::ToString(page.items.front().scope_kind));
+      }
+      return Ok();
+    });
+    if (!st) LogWarn("cannot read a revocation event", {{"error", st.error().ToString()}});
+    metrics_.revocations.Add({scope});
+    metrics_.certificates_revoked.Add({}, static_cast<double>(outcome.affected));
+  }
+
+ private:
+  store::Store& store_;
+  ServiceMetrics& metrics_;
+};
+
+std::string MethodLabel(const std::string& method) {
+  for (const char* m : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (method == m) return method;
+  }
+  return "other";
+}
+
+// Issuances and refusals, from the ACME responses: a finalize answered with an order in status
+// "valid" is an issuance; a 4xx problem on new-order, challenge or finalize is a refusal (badNonce
+// is a retry, not a refusal).
+void ObserveAcme(const std::string& route, const HttpResponse& response, ServiceMetrics& metrics) {
+  const bool finalize = route == "/acme/order/{id}/finalize";
+  const bool refusable = finalize || route == "/acme/new-order" || route == "/acme/chall/{id}";
+  if (!refusable) return;
+  auto body = ParseJson(response.body);
+  if (!body || !body->is_object()) return;
+  if (finalize && response.status == 200 && body->value("status", "") == "valid") {
+    std::string profile = std::string(ca::ProfileName(ca::Profile::kTlsServer));
+    if (auto ids = body->find("identifiers"); ids != body->end() && ids->is_array()) {
+      for (const auto& id : *ids) {
+        if (id.is_object() && id.value("type", "").starts_with("wireapp")) {
+          profile = std::string(ca::ProfileName(ca::Profile::kDevice));
+        }
+      }
+    }
+    metrics.issued.Add({profile});
+    return;
+  }
+  if (response.status >= 400 && response.status < 500) {
+    std::string type = body->value("type", "");
+    constexpr std::string_view kAcmePrefix = "urn:ietf:params:acme:error:";
+    if (type.starts_with(kAcmePrefix)) type = type.substr(kAcmePrefix.size());
+    if (type.empty() || type.size() > 64) type = "other";
+    if (type != "badNonce") metrics.refused.Add({type});
+  }
+}
+
+// /readyz: the store answers, and the identity provider (when configured) is reachable. The IdP
+// check is a GET of its discovery document with short timeouts, cached for a few seconds so that
+// probes do not hammer it.
+class Readiness {
+ public:
+  Readiness(store::Store& store, std::string issuer, const std::string& ca_file)
+      : store_(store), issuer_(std::move(issuer)) {
+    if (!issuer_.empty()) {
+      oidc::HttpClientOptions options;
+      options.ca_file = ca_file;
+      options.connect_timeout = std::chrono::milliseconds(2000);
+      options.total_timeout = std::chrono::milliseconds(3000);
+      http_ = oidc::MakeCurlHttpClient(options);
+    }
+  }
+
+  HttpResponse Handle() {
+    Json problems = Json::object();
+    auto st = store_.ReadOnly([](store::Transaction& tx) -> Status {
+      E2EID_TRY(n, tx.CountRows(store::Table::kCertificates));
+      (void)n;
+      return Ok();
+    });
+    if (!st) problems["store"] = "the store does not answer";
+    if (http_ && !IdpReachable()) problems["identity_provider"] = "the IdP is not reachable";
+    Json body = {{"status", problems.empty() ? "ready" : "not ready"}};
+    if (!problems.empty()) {
+      body["problems"] = problems;
+      LogWarn("not ready", {{"problems", problems}});
+    }
+    HttpResponse r = HttpResponse::Json(problems.empty() ? 200 : 503, DumpJson(body));
+    r.SetHeader("Cache-Control", "no-store");
+    return r;
+  }
+
+ private:
+  bool IdpReachable() {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (checked_ && now - checked_at_ < kCacheFor) return idp_ok_;
+    std::string url = issuer_;
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    auto response = http_->Send({.url = url + "/.well-known/openid-configuration"});
+    idp_ok_ = response && response->status == 200;
+    checked_ = true;
+    checked_at_ = std::chrono::steady_clock::now();
+    return idp_ok_;
+  }
+
+  static constexpr std::chrono::seconds kCacheFor{3};
+  store::Store& store_;
+  const std::string issuer_;
+  std::unique_ptr<oidc::HttpClient> http_;
+  std::mutex mu_;  // guards the cached outcome; held during the (bounded) check
+  bool checked_ = false;
+  bool idp_ok_ = false;
+  std::chrono::steady_clock::time_point checked_at_;
+};
 
 // The identity collaborators of the engine, built from [identity].
 struct Identity {
@@ -62,11 +283,12 @@ Result<crypto::PrivateKey> LoadOrCreateAuthorityKey(const std::string& path) {
 }
 
 Status SetUpIdentity(const Config& config, const Clock& clock, RandomSource& random,
-                     store::Store& store, Identity* out) {
+                     store::Store& store, server::CounterFamily& jwks_fetches, Identity* out) {
   const Config::Identity& c = config.identity;
   oidc::HttpClientOptions http_options;
   http_options.ca_file = c.oidc_ca_file;
-  out->http = oidc::MakeCurlHttpClient(http_options);
+  out->http =
+      std::make_unique<CountingHttpClient>(oidc::MakeCurlHttpClient(http_options), jwks_fetches);
   oidc::ProviderOptions provider;
   provider.issuer = c.oidc_issuer;
   provider.client_id = c.oidc_client_id;
@@ -178,18 +400,30 @@ Result<server::TlsOptions> LoadOrIssueTls(const Config& config, const ca::Certif
 
 int Serve(const Config& config) {
   SetLogLevel(config.log.level);
+  // Every line logged while a request is handled carries its request id.
+  SetLogSink(server::RequestIdLogSink({}));
   SystemClock clock;
   crypto::SecureRandom random;
+
+  // The same offline checks as `e2eid check-config`.
+  if (auto st = CheckConfigFiles(config); !st) {
+    LogError("bad configuration", {{"error", st.error().detail()}});
+    return 1;
+  }
 
   // Catch SIGTERM/SIGINT before any thread starts.
   server::TerminationSignalWatcher signals;
 
-  auto store = store::OpenSqliteStore({.path = config.store.path});
-  if (!store) {
+  auto opened_store = store::OpenSqliteStore({.path = config.store.path});
+  if (!opened_store) {
     LogError("cannot open the store",
-             {{"path", config.store.path}, {"error", store.error().ToString()}});
+             {{"path", config.store.path}, {"error", opened_store.error().ToString()}});
     return 1;
   }
+  server::MetricsRegistry registry;
+  ServiceMetrics metrics(registry);
+  TimedStore timed_store(**opened_store, metrics.store_duration);
+  store::Store* const store = &timed_store;
   std::optional<std::string> passphrase;
   if (!config.ca.passphrase_file.empty()) {
     auto p = ReadSecretFile(config.ca.passphrase_file);
@@ -208,7 +442,7 @@ int Serve(const Config& config) {
              {{"dir", config.ca.dir}, {"error", authority.error().ToString()}});
     return 1;
   }
-  acme::StoreSerialRegistry serials(**store, clock);
+  acme::StoreSerialRegistry serials(*store, clock);
 
   server::Router router;
   auto health = router.Get("/healthz",
@@ -249,7 +483,7 @@ int Serve(const Config& config) {
     return 1;
   }
   // ---- revocation: one path, published by CRL and OCSP ----
-  revocation::RevocationService revocations(**store, clock);
+  revocation::RevocationService revocations(*store, clock);
   revocation::CrlOptions crl_options;
   crl_options.lifetime = config.revocation.crl_lifetime;
   crl_options.max_age = config.revocation.crl_max_age;
@@ -257,7 +491,7 @@ int Serve(const Config& config) {
     LogError("bad configuration", {{"error", "revocation: " + st.error().detail()}});
     return 1;
   }
-  revocation::CrlPublisher crl(*authority, **store, clock, crl_options);
+  revocation::CrlPublisher crl(*authority, *store, clock, crl_options);
   if (auto st = crl.Start(); !st) {
     LogError("cannot build the first CRL", {{"error", st.error().ToString()}});
     return 1;
@@ -266,13 +500,27 @@ int Serve(const Config& config) {
   ocsp_options.next_update = config.revocation.ocsp_next_update;
   ocsp_options.max_age = config.revocation.ocsp_max_age;
   ocsp_options.responder_validity = config.revocation.ocsp_responder_validity;
-  auto ocsp = revocation::OcspResponder::Create(*authority, issuer, **store, clock, ocsp_options);
+  auto ocsp = revocation::OcspResponder::Create(*authority, issuer, *store, clock, ocsp_options);
   if (!ocsp) {
     LogError("cannot set up the OCSP responder", {{"error", ocsp.error().ToString()}});
     return 1;
   }
   revocations.AddListener(&crl);
   revocations.AddListener(ocsp->get());
+  RevocationMetrics revocation_metrics(*store, metrics);
+  revocations.AddListener(&revocation_metrics);
+  registry.Gauge("e2eid_crl_age_seconds", "Seconds since the current CRL's thisUpdate.",
+                 [&crl, &clock]() -> std::optional<double> {
+                   auto current = crl.Current();
+                   if (!current) return std::nullopt;
+                   return std::chrono::duration<double>(clock.Now() - current->this_update).count();
+                 });
+  registry.Gauge("e2eid_crl_number", "The CRL number of the current CRL.",
+                 [&crl]() -> std::optional<double> {
+                   auto current = crl.Current();
+                   if (!current) return std::nullopt;
+                   return static_cast<double>(current->number);
+                 });
   {
     auto crl_route = [&crl](const HttpRequest& r, const server::RouteParams&) {
       auto res = crl.HandleCrl(r);
@@ -295,7 +543,8 @@ int Serve(const Config& config) {
   // ---- end-to-end identity ----
   Identity identity;
   if (config.identity.enabled()) {
-    if (auto st = SetUpIdentity(config, clock, random, **store, &identity); !st) {
+    if (auto st = SetUpIdentity(config, clock, random, *store, metrics.jwks_fetches, &identity);
+        !st) {
       LogError("cannot set up end-to-end identity", {{"error", st.error().ToString()}});
       return 1;
     }
@@ -324,7 +573,7 @@ int Serve(const Config& config) {
                                     ? identity.device_authority->TargetTemplate()
                                     : config.identity.external_authority_url};
   }
-  const acme::Engine engine(acme_options, {.store = **store,
+  const acme::Engine engine(acme_options, {.store = *store,
                                            .issuer = issuer,
                                            .clock = clock,
                                            .random = random,
@@ -357,7 +606,8 @@ int Serve(const Config& config) {
   if (!config.admin.client_id.empty()) {
     oidc::HttpClientOptions http_options;
     http_options.ca_file = config.identity.oidc_ca_file;
-    admin_http = oidc::MakeCurlHttpClient(http_options);
+    admin_http = std::make_unique<CountingHttpClient>(oidc::MakeCurlHttpClient(http_options),
+                                                      metrics.jwks_fetches);
     oidc::ProviderOptions provider;
     provider.issuer = config.identity.oidc_issuer;
     provider.client_id = config.admin.client_id;
@@ -371,7 +621,7 @@ int Serve(const Config& config) {
     admin_api = std::make_unique<server::AdminApi>(
         server::AdminApiOptions{.roles_claim = config.admin.roles_claim,
                                 .admin_role = config.admin.role},
-        server::AdminApi::Deps{.store = **store,
+        server::AdminApi::Deps{.store = *store,
                                .revocations = revocations,
                                .verifier = *admin_verifier,
                                .clock = clock});
@@ -408,7 +658,42 @@ int Serve(const Config& config) {
     options.tls = std::move(*tls);
   }
 
-  server::HttpServer http(options, router.AsHandler());
+  // ---- observability: /metrics, /readyz, and per-request metrics around the router ----
+  Readiness readiness(*store, config.identity.enabled() ? config.identity.oidc_issuer : "",
+                      config.identity.oidc_ca_file);
+  for (auto st : {router.Get("/metrics",
+                             [&registry](const HttpRequest&, const server::RouteParams&) {
+                               HttpResponse r = HttpResponse::WithBody(
+                                   200, std::string(server::kMetricsContentType),
+                                   registry.Render());
+                               r.SetHeader("Cache-Control", "no-store");
+                               return r;
+                             },
+                             {.head = true}),
+                  router.Get("/readyz",
+                             [&readiness](const HttpRequest&, const server::RouteParams&) {
+                               return readiness.Handle();
+                             },
+                             {.head = true})}) {
+    if (!st) {
+      LogError("routing", {{"error", st.error().ToString()}});
+      return 1;
+    }
+  }
+  const HttpHandler handler = [&router, &metrics](const HttpRequest& request) {
+    const auto start = std::chrono::steady_clock::now();
+    std::string pattern;
+    HttpResponse response = router.Handle(request, &pattern);
+    const std::string route = pattern.empty() ? "unmatched" : pattern;
+    metrics.http_duration.Observe({route}, SecondsSince(start));
+    metrics.http_requests.Add(
+        {route, MethodLabel(request.method), std::to_string(response.status)});
+    if (route == "/ocsp" || route == "/ocsp/{request}") metrics.ocsp_requests.Add({});
+    ObserveAcme(route, response, metrics);
+    return response;
+  };
+
+  server::HttpServer http(options, handler);
   if (auto st = http.Start(); !st) {
     LogError("cannot start the HTTP server", {{"error", st.error().ToString()}});
     return 1;

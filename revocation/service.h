@@ -18,7 +18,8 @@
 //
 // Errors: kInvalidArgument (reason not an RFC 5280 CRLReason code e2eid accepts, malformed value),
 // kNotFound (unknown serial / device / user: nothing is changed; the attempt is audited with
-// outcome "failure"), kStore.
+// outcome "failure"), kStore or another error of the store (e.g. kUnavailable when the database is
+// locked); UnblockDevice also kConflict (a removed device).
 //
 // Listeners are told once per successful Revoke / RemoveDevice (also when affected == 0, so they
 // can decide; the CRL publisher and the OCSP cache ignore affected == 0).

@@ -19,6 +19,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <limits>
 #include <mutex>
@@ -37,6 +38,18 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 namespace ssl = net::ssl;
+
+// The request id of the handler running on this thread (see CurrentRequestId()).
+thread_local std::string t_request_id;
+
+// Sets t_request_id for the lifetime of the scope.
+class RequestIdScope {
+ public:
+  explicit RequestIdScope(const std::string& id) { t_request_id = id; }
+  ~RequestIdScope() { t_request_id.clear(); }
+  RequestIdScope(const RequestIdScope&) = delete;
+  RequestIdScope& operator=(const RequestIdScope&) = delete;
+};
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -370,6 +383,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     request.request_id = info_.request_id;
 
     HttpResponse response;
+    const RequestIdScope request_id_scope(info_.request_id);
     try {
       response = server_.handler(request);
     } catch (const std::exception& e) {
@@ -675,6 +689,31 @@ void RunIoThread(net::io_context& ioc) {
 }
 
 }  // namespace
+
+std::string_view CurrentRequestId() { return t_request_id; }
+
+std::function<void(std::string_view)> RequestIdLogSink(std::function<void(std::string_view)> next) {
+  return [next = std::move(next)](std::string_view line) {
+    std::string with_id;
+    const std::string_view id = t_request_id;
+    // Request ids are [A-Za-z0-9._-] tokens (no JSON escaping needed). Inside JSON strings a
+    // quote is escaped, so an unescaped "request_id": can only be a member name.
+    if (!id.empty() && line.starts_with('{') &&
+        line.find("\"request_id\":") == std::string_view::npos) {
+      with_id.reserve(line.size() + id.size() + 20);
+      with_id += "{\"request_id\":\"";
+      with_id += id;
+      with_id += line.size() > 2 ? "\"," : "\"";
+      with_id += line.substr(1);
+      line = with_id;
+    }
+    if (next) {
+      next(line);
+    } else {
+      std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    }
+  };
+}
 
 struct HttpServer::Impl : ServerCore {
   using ServerCore::ServerCore;

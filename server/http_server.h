@@ -32,6 +32,9 @@
 //     request_id, method, path (without the query), status, bytes (response body bytes), latency_us
 //     (from the end of the request header to the response being ready), remote. Never the body,
 //     the query or any request header.
+//   - While the handler runs, CurrentRequestId() on its thread returns the request id, so that a
+//     log sink wrapped with RequestIdLogSink() adds it to every line the handler logs (work queued
+//     to other threads does not carry it).
 //
 // Thread safety: Start(), Stop(), Wait() and port() may be called from any thread, but Stop() and
 // Wait() must not be called from a handler (they wait for the I/O threads). The handler is called
@@ -43,6 +46,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +61,15 @@ struct TlsOptions {
   std::string cert_chain_pem;  // leaf certificate first, then intermediates
   std::string key_pem;         // unencrypted private key matching the leaf
 };
+
+// The id of the request whose handler is running on the calling thread; "" outside a handler.
+std::string_view CurrentRequestId();
+
+// Wraps a core/log.h line sink: a line logged while a handler runs (CurrentRequestId() not empty)
+// and without a "request_id" member gets one, as its first member after "{". `next` receives the
+// line (an empty `next` writes it to stderr). Install it with SetLogSink(RequestIdLogSink({})).
+// Thread-safe as far as `next` is.
+std::function<void(std::string_view)> RequestIdLogSink(std::function<void(std::string_view)> next);
 
 class HttpServer {
  public:

@@ -117,7 +117,8 @@ bool Router::MoreSpecific(const Route& a, const Route& b) {
   return false;
 }
 
-HttpResponse Router::Handle(const HttpRequest& request) const {
+HttpResponse Router::Handle(const HttpRequest& request, std::string* matched_pattern) const {
+  if (matched_pattern != nullptr) matched_pattern->clear();
   const std::string& path = request.path;
   if (path.empty() || path.front() != '/') {
     return ProblemResponse(Error::NotFound("no resource at '" + path + "'"));
@@ -157,6 +158,7 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
   }
 
   Match(*chosen, segments, &params);
+  if (matched_pattern != nullptr) *matched_pattern = chosen->pattern;
   HttpResponse response;
   try {
     response = chosen->handler(request, params);

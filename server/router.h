@@ -69,7 +69,11 @@ class Router {
 
   // Dispatches on request.method and request.path as described above. A handler that throws is
   // answered with 500 (the exception text is logged, not sent).
-  HttpResponse Handle(const HttpRequest& request) const;
+  HttpResponse Handle(const HttpRequest& request) const { return Handle(request, nullptr); }
+  // The same, also setting `*matched_pattern` (when not null) to the pattern of the route that
+  // answered (e.g. "/acme/order/{id}"), or to "" for 404 and 405 answers: a bounded label for
+  // metrics, unlike the raw path.
+  HttpResponse Handle(const HttpRequest& request, std::string* matched_pattern) const;
 
   // An HttpHandler calling Handle() on this router, which must outlive it.
   HttpHandler AsHandler() const {

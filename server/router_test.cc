@@ -168,5 +168,20 @@ TEST(RouterTest, AsHandlerDispatches) {
   EXPECT_EQ(handler(Request("GET", "/nope")).status, 404);
 }
 
+TEST(RouterTest, ReportsTheMatchedPattern) {
+  Router router;
+  ASSERT_TRUE(router.Get("/acme/order/{id}", Echo("order"), {.head = true}));
+  std::string pattern = "stale";
+  EXPECT_EQ(router.Handle(Request("GET", "/acme/order/abc"), &pattern).status, 200);
+  EXPECT_EQ(pattern, "/acme/order/{id}");
+  EXPECT_EQ(router.Handle(Request("HEAD", "/acme/order/abc"), &pattern).status, 200);
+  EXPECT_EQ(pattern, "/acme/order/{id}");
+  EXPECT_EQ(router.Handle(Request("POST", "/acme/order/abc"), &pattern).status, 405);
+  EXPECT_EQ(pattern, "");
+  pattern = "stale";
+  EXPECT_EQ(router.Handle(Request("GET", "/elsewhere"), &pattern).status, 404);
+  EXPECT_EQ(pattern, "");
+}
+
 }  // namespace
 }  // namespace e2eid::server
