@@ -152,6 +152,7 @@ Result<std::unique_ptr<OcspResponder>> OcspResponder::Create(const ca::Certifica
   r->hashes_ = std::move(hashes);
 
   E2EID_TRY(signer, r->IssueSigner());
+  r->renew_at_unix_.store(ToUnix(signer->renew_at));
   r->signer_ = std::move(signer);
   return r;
 }
@@ -200,6 +201,7 @@ std::shared_ptr<const OcspResponder::Signer> OcspResponder::CurrentSigner() cons
 }
 
 Status OcspResponder::RenewIfDue() {
+  if (ToUnix(clock_.Now()) < renew_at_unix_.load(std::memory_order_relaxed)) return Ok();
   const auto signer = CurrentSigner();
   if (clock_.Now() < signer->renew_at) return Ok();
   std::unique_lock lock(renew_mu_, std::try_to_lock);
@@ -218,6 +220,7 @@ Status OcspResponder::RenewIfDue() {
   {
     std::lock_guard signer_lock(signer_mu_);
     signer_ = std::move(*fresh);
+    renew_at_unix_.store(ToUnix(signer_->renew_at));
   }
   std::unique_lock cache_lock(cache_mu_);
   generation_.fetch_add(1);

@@ -138,7 +138,8 @@ class OcspResponder final : public RevocationListener {
 
   mutable std::mutex signer_mu_;
   std::shared_ptr<const Signer> signer_;
-  std::mutex renew_mu_;                                   // one renewal at a time
+  std::atomic<int64_t> renew_at_unix_{0};  // the current signer's renew_at, for a lock-free check
+  std::mutex renew_mu_;                    // one renewal at a time
   std::chrono::steady_clock::time_point next_renew_try_;  // guarded by renew_mu_
 
   std::shared_mutex cache_mu_;
