@@ -74,9 +74,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "acme/identifiers.h"
@@ -272,6 +274,19 @@ class Engine {
   std::unique_ptr<revocation::RevocationService> own_revocations_;
   revocation::RevocationService& revocations_;
   mutable std::atomic<uint64_t> nonces_issued_{0};
+
+  // Parsed account keys by account id. Importing a key through OpenSSL 3's provider machinery
+  // costs several times one ECDSA verification, and every kid request needs the key. An entry is
+  // used only while the stored JWK text is byte-for-byte the one it was parsed from, so keyChange
+  // (which rewrites the JWK) never leaves a stale key in use. Bounded by kKeyCacheEntries.
+  struct CachedKey {
+    std::string jwk;
+    std::shared_ptr<const crypto::PublicKey> key;
+  };
+  static constexpr size_t kKeyCacheEntries = 4096;
+  Result<std::shared_ptr<const crypto::PublicKey>> AccountKey(const store::Account& account) const;
+  mutable std::mutex key_cache_mu_;
+  mutable std::unordered_map<std::string, CachedKey> key_cache_;
 };
 
 // RFC 5280 CRLReason codes a subscriber may give in revokeCert: unspecified (0), keyCompromise

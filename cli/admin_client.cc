@@ -5,8 +5,10 @@
 #include <map>
 #include <utility>
 
+#include "cli/dpop.h"
 #include "cli/oidc_login.h"
 #include "core/file.h"
+#include "crypto/jwk.h"
 
 namespace e2eid::cli {
 namespace {
@@ -20,6 +22,10 @@ const std::vector<OptionSpec> kGlobalOptions = {
      "PEM"},
     {"token-file", true, false,
      "file whose first line is the admin access token (default: $E2EID_ADMIN_TOKEN)", "FILE"},
+    {"dpop-key", true, false,
+     "private key a DPoP-bound token is bound to (default: $E2EID_ADMIN_DPOP_KEY, else the "
+     "token file's name plus .key, as 'e2eid admin login' writes it)",
+     "FILE"},
     {"json", false, false, "print the server's JSON instead of a table"},
     {"help", false, false, "show this help"},
 };
@@ -307,7 +313,8 @@ std::string AdminUsage() {
       "the organisation's identity provider. Admin subcommands need the admin role (e2eid-admin\n"
       "by default); 'me' subcommands work with any user's token. The token is read from\n"
       "--token-file FILE or the environment variable E2EID_ADMIN_TOKEN, never from the command\n"
-      "line; 'e2eid admin login' obtains one.\n"
+      "line; 'e2eid admin login' obtains one. A DPoP-bound token (RFC 9449) is sent with a proof\n"
+      "signed by its key (FILE.key next to the token file, or --dpop-key).\n"
       "\n"
       "Options:\n" +
       OptionBlock(kGlobalOptions, 0) + "\nSubcommands:\n";
@@ -326,7 +333,8 @@ std::string AdminUsage() {
       "\nExamples:\n"
       "  e2eid admin login --issuer https://kc.example.com/realms/acme --client-id e2eid-admin-cli"
       " \\\n      --out ~/.e2eid-admin-token\n"
-      "  export E2EID_ADMIN_TOKEN=$(cat ~/.e2eid-admin-token)\n"
+      "  export E2EID_ADMIN_TOKEN=$(cat ~/.e2eid-admin-token)"
+      " E2EID_ADMIN_DPOP_KEY=~/.e2eid-admin-token.key\n"
       "  e2eid admin --server https://ca.example.com:8443 devices --user alice-uuid\n"
       "  e2eid admin --server https://ca.example.com:8443 revoke --scope device \\\n"
       "      --value 'wireapp://...!1f@example.com' --reason keyCompromise --comment 'stolen'\n";
@@ -515,6 +523,46 @@ Result<std::string> LoadAdminToken(const std::optional<std::string>& token_file)
   return token;
 }
 
+std::string AdminDpopKeyPath(std::string_view token_file) {
+  return std::string(token_file) + ".key";
+}
+
+Result<std::optional<crypto::PrivateKey>> LoadAdminDpopKey(
+    const std::optional<std::string>& key_file, const std::optional<std::string>& token_file,
+    std::string_view token) {
+  const std::optional<std::string> jkt = AccessTokenJkt(token);
+  if (!jkt) return std::optional<crypto::PrivateKey>();
+  std::string path;
+  if (key_file) {
+    path = *key_file;
+  } else if (const char* env = std::getenv(kAdminDpopKeyEnv); env != nullptr && *env != '\0') {
+    path = env;
+  } else if (token_file && PathExists(AdminDpopKeyPath(*token_file))) {
+    path = AdminDpopKeyPath(*token_file);
+  } else {
+    return Fail(Error::InvalidArgument(
+        "the admin token is DPoP-bound (RFC 9449) and its key was not found: give --dpop-key "
+        "FILE or set " +
+        std::string(kAdminDpopKeyEnv) + " (e2eid admin login writes it next to the token as " +
+        AdminDpopKeyPath(token_file.value_or("FILE")) + ")"));
+  }
+  E2EID_TRY(pem, ReadFile(path));
+  auto key = crypto::PrivateKey::FromPem(pem);
+  if (!key) return Fail(std::move(key.error()).Context(path));
+  E2EID_TRY(pub, key->public_key());
+  E2EID_TRY(thumbprint, crypto::JwkThumbprint(pub));
+  if (thumbprint != *jkt) {
+    return Fail(Error::InvalidArgument(path + ": not the key the admin token is bound to"));
+  }
+  return std::optional<crypto::PrivateKey>(std::move(*key));
+}
+
+void AdminClient::UseDpop(const crypto::PrivateKey& key, const Clock& clock, RandomSource& rng) {
+  dpop_key_ = &key;
+  clock_ = &clock;
+  rng_ = &rng;
+}
+
 AdminClient::AdminClient(oidc::HttpClient& http, std::string server, std::string token)
     : http_(http), server_(std::move(server)), token_(std::move(token)) {
   while (!server_.empty() && server_.back() == '/') server_.pop_back();
@@ -526,6 +574,14 @@ Result<std::string> AdminClient::Send(const AdminRequest& request) {
   fetch.url = server_ + request.path;
   fetch.headers = {{"Authorization", "Bearer " + token_},
                    {"Accept", request.raw ? "application/x-ndjson" : "application/json"}};
+  if (dpop_key_ != nullptr) {
+    E2EID_TRY(
+        proof,
+        MakeDpopProof(*dpop_key_, {.htm = request.method, .htu = fetch.url, .access_token = token_},
+                      clock_->Now(), *rng_));
+    fetch.headers[0].second = "DPoP " + token_;
+    fetch.headers.emplace_back("DPoP", std::move(proof));
+  }
   if (request.body) {
     fetch.headers.emplace_back("Content-Type", "application/json");
     fetch.body = DumpJson(*request.body);

@@ -12,14 +12,20 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/random.h"
+#include "crypto/key.h"
 #include "oidc/http_client.h"
 
 namespace e2eid::cli {
 
 // Environment variable holding the admin access token (when --token-file is not given).
 inline constexpr char kAdminTokenEnv[] = "E2EID_ADMIN_TOKEN";
+// Environment variable naming the DPoP key file of a DPoP-bound token (when --dpop-key is not
+// given).
+inline constexpr char kAdminDpopKeyEnv[] = "E2EID_ADMIN_DPOP_KEY";
 
 // A parsed `e2eid admin [GLOBAL OPTIONS] SUBCOMMAND [OPERANDS] [OPTIONS]` (global options may
 // also follow the subcommand).
@@ -59,7 +65,20 @@ std::string RenderTable(const std::vector<std::string>& headers,
 // Errors: kInvalidArgument when there is none; those of ReadFile.
 Result<std::string> LoadAdminToken(const std::optional<std::string>& token_file);
 
-// Talks to the admin API at `server` (e.g. "https://ca.example.com:8443") with a bearer token.
+// Where `e2eid admin login --out FILE` keeps the private key (PEM, 0600) its DPoP-bound token is
+// bound to: FILE.key.
+std::string AdminDpopKeyPath(std::string_view token_file);
+
+// The key a DPoP-bound `token` (claim "cnf"."jkt") must be presented with: --dpop-key FILE, else
+// $E2EID_ADMIN_DPOP_KEY, else AdminDpopKeyPath(token_file) when that file exists. nullopt for an
+// unbound token (sent as Bearer). Errors: kInvalidArgument when the token is bound and no key is
+// found, or the key is not the one the token is bound to; those of ReadFile and key parsing.
+Result<std::optional<crypto::PrivateKey>> LoadAdminDpopKey(
+    const std::optional<std::string>& key_file, const std::optional<std::string>& token_file,
+    std::string_view token);
+
+// Talks to the admin API at `server` (e.g. "https://ca.example.com:8443") with a bearer token,
+// or, after UseDpop, a DPoP-bound token with a fresh RFC 9449 proof per request.
 // HTTP errors become Errors carrying the problem document's "detail": 400 kInvalidArgument, 401
 // kUnauthenticated, 403 kForbidden, 404 kNotFound, 409 kConflict, 503 kUnavailable, other
 // statuses kIo. Transport errors are those of HttpClient::Send.
@@ -70,6 +89,10 @@ class AdminClient {
   AdminClient(const AdminClient&) = delete;
   AdminClient& operator=(const AdminClient&) = delete;
 
+  // From now on sends `Authorization: DPoP <token>` and a `DPoP` proof signed by `key` (htm, htu
+  // = the request URL without query, ath = the token's hash). All three must outlive the client.
+  void UseDpop(const crypto::PrivateKey& key, const Clock& clock, RandomSource& rng);
+
   // Sends `request`; the reply body (JSON text, or the raw body for raw requests).
   Result<std::string> Send(const AdminRequest& request);
 
@@ -77,6 +100,9 @@ class AdminClient {
   oidc::HttpClient& http_;
   std::string server_;
   std::string token_;
+  const crypto::PrivateKey* dpop_key_ = nullptr;
+  const Clock* clock_ = nullptr;
+  RandomSource* rng_ = nullptr;
 };
 
 }  // namespace e2eid::cli

@@ -6,7 +6,12 @@
 #include <stdlib.h>
 
 #include "cli/commands.h"
+#include "core/encoding.h"
 #include "core/file.h"
+#include "crypto/digest.h"
+#include "crypto/jwk.h"
+#include "crypto/jws.h"
+#include "crypto/random.h"
 #include "oidc/fake_http_client.h"
 #include "tests/test_util.h"
 
@@ -341,6 +346,79 @@ TEST(AdminClientTest, SendsTheBearerTokenAndTurnsProblemsIntoErrors) {
   auto r = client.Send({.method = "GET", .path = "/admin/v1/users"});
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().detail().find("HTTP 502"), std::string::npos);
+}
+
+// A JWT-shaped access token (unsigned: the client only reads "cnf.jkt") bound to `key`.
+std::string BoundToken(const crypto::PrivateKey& key) {
+  const Json claims = {{"sub", "admin"},
+                       {"cnf", {{"jkt", *crypto::JwkThumbprint(*key.public_key())}}}};
+  return Base64UrlEncode(std::string(R"({"alg":"RS256","typ":"at+jwt"})")) + "." +
+         Base64UrlEncode(DumpJson(claims)) + ".c2ln";
+}
+
+TEST(AdminClientTest, SendsADpopProofForABoundToken) {
+  auto key = crypto::PrivateKey::Generate(crypto::KeyType::kP256);
+  ASSERT_TRUE(key);
+  const std::string token = BoundToken(*key);
+  oidc::testing::FakeHttpClient http;
+  FakeClock clock(FromUnix(1767225600));
+  crypto::SecureRandom rng;
+  AdminClient client(http, kServer, token);
+  client.UseDpop(*key, clock, rng);
+  http.Serve(kServer + "/admin/v1/devices?limit=2", 200, R"({"items":[],"next":""})");
+  ASSERT_TRUE(client.Send({.method = "GET", .path = "/admin/v1/devices?limit=2"}));
+  ASSERT_TRUE(client.Send({.method = "GET", .path = "/admin/v1/devices?limit=2"}));
+  const auto requests = http.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(FindHeader(requests[0].headers, "Authorization"), "DPoP " + token);
+  const std::string proof = FindHeader(requests[0].headers, "DPoP").value_or("");
+  auto jws = crypto::ParseCompactJws(proof);
+  ASSERT_TRUE(jws) << proof;
+  EXPECT_EQ(jws->header["typ"], "dpop+jwt");
+  auto jwk_key = crypto::PublicKeyFromJwk(jws->header["jwk"]);
+  ASSERT_TRUE(jwk_key);
+  EXPECT_TRUE(crypto::VerifyJws(*jws, *jwk_key));
+  EXPECT_EQ(*crypto::JwkThumbprint(*jwk_key), *crypto::JwkThumbprint(*key->public_key()));
+  const Json claims = *ParseJson(AsString(jws->payload));
+  EXPECT_EQ(claims["htm"], "GET");
+  EXPECT_EQ(claims["htu"], kServer + "/admin/v1/devices");  // without the query
+  EXPECT_EQ(claims["ath"], Base64UrlEncode(crypto::Sha256(token)));
+  EXPECT_EQ(claims["iat"], 1767225600);
+  // A fresh proof (jti) per request.
+  EXPECT_NE(FindHeader(requests[1].headers, "DPoP"), proof);
+}
+
+TEST(AdminClientTest, LoadsTheDpopKeyOfABoundToken) {
+  testing::TempDir tmp;
+  auto key = crypto::PrivateKey::Generate(crypto::KeyType::kP256);
+  auto other = crypto::PrivateKey::Generate(crypto::KeyType::kP256);
+  ASSERT_TRUE(key && other);
+  const std::string token = BoundToken(*key);
+  const std::string token_file = tmp / "admin.token";
+  ScopedEnv unset(kAdminDpopKeyEnv, nullptr);
+  EXPECT_EQ(AdminDpopKeyPath(token_file), token_file + ".key");
+  // An unbound token needs no key.
+  auto unbound = LoadAdminDpopKey(std::nullopt, token_file, "opaque-token");
+  ASSERT_TRUE(unbound);
+  EXPECT_FALSE(unbound->has_value());
+  // A bound one without its key: a clear error.
+  auto missing = LoadAdminDpopKey(std::nullopt, token_file, token);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(missing.error().detail().find("DPoP-bound"), std::string::npos);
+  // Next to the token file (as admin login writes it), from --dpop-key, from the environment.
+  ASSERT_TRUE(WriteNewFile(AdminDpopKeyPath(token_file), *key->ToPem(), 0600));
+  auto beside = LoadAdminDpopKey(std::nullopt, token_file, token);
+  ASSERT_TRUE(beside) << beside.error().ToString();
+  ASSERT_TRUE(beside->has_value());
+  ASSERT_TRUE(WriteNewFile(tmp / "other.key", *other->ToPem(), 0600));
+  auto wrong = LoadAdminDpopKey(tmp / "other.key", token_file, token);
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().detail().find("not the key the admin token is bound to"),
+            std::string::npos);
+  ScopedEnv env(kAdminDpopKeyEnv, (tmp / "other.key").c_str());
+  EXPECT_FALSE(LoadAdminDpopKey(std::nullopt, token_file, token));
+  EXPECT_TRUE(LoadAdminDpopKey(AdminDpopKeyPath(token_file), std::nullopt, token));
 }
 
 TEST(AdminCommandTest, ExitCodes) {

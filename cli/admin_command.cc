@@ -45,8 +45,9 @@ std::string DefaultLoginMode() {
   return desktop ? "browser" : "device";
 }
 
-// `e2eid admin login`: the enrolment client's OIDC login (cli/oidc_login.h) with a throw-away
-// DPoP key; only the access token is kept.
+// `e2eid admin login`: the enrolment client's OIDC login (cli/oidc_login.h) with a fresh DPoP
+// key. The IdP binds the access token to that key (cnf.jkt), and the admin API accepts a bound
+// token only with a proof of possession, so the key is kept next to the token (OUT.key, 0600).
 int RunLogin(const AdminCommand& c) {
   const Args& a = c.args;
   const std::string mode = a.GetOr("login", DefaultLoginMode());
@@ -82,6 +83,15 @@ int RunLogin(const AdminCommand& c) {
       mode == "browser" ? login.LoginWithBrowser(options) : login.LoginWithDeviceCode(options);
   if (!tokens) return PrintError(tokens.error());
   const std::string out = *a.Get("out");
+  const bool bound = AccessTokenJkt(tokens->access_token).has_value();
+  if (bound) {
+    // The key first: a bound token without its key is useless.
+    auto pem = key->ToPem();
+    if (!pem) return PrintError(pem.error());
+    if (auto st = WriteFileAtomic(AdminDpopKeyPath(out), *pem, 0600); !st) {
+      return PrintError(st.error());
+    }
+  }
   if (auto st = WriteFileAtomic(out, tokens->access_token + "\n", 0600); !st) {
     return PrintError(st.error());
   }
@@ -92,6 +102,7 @@ int RunLogin(const AdminCommand& c) {
     who = " as " + (*claims)["preferred_username"].get<std::string>();
   }
   std::printf("Logged in%s; the access token is in %s", who.c_str(), out.c_str());
+  if (bound) std::printf(" (DPoP-bound; its key is in %s)", AdminDpopKeyPath(out).c_str());
   if (tokens->expires_in > 0)
     std::printf(" (valid for %lld s)", static_cast<long long>(tokens->expires_in));
   std::printf("\n");
@@ -122,9 +133,18 @@ int RunAdmin(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "e2eid admin: %s\n", token.error().detail().c_str());
     return token.error().code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitError;
   }
+  auto dpop_key =
+      LoadAdminDpopKey(command->args.Get("dpop-key"), command->args.Get("token-file"), *token);
+  if (!dpop_key) {
+    std::fprintf(stderr, "e2eid admin: %s\n", dpop_key.error().detail().c_str());
+    return kExitError;
+  }
   auto http = MakeHttp(command->args);
   if (!http) return PrintError(http.error());
   AdminClient client(**http, *command->args.Get("server"), std::move(*token));
+  SystemClock clock;
+  crypto::SecureRandom rng;
+  if (*dpop_key) client.UseDpop(**dpop_key, clock, rng);
   auto body = client.Send(*request);
   if (!body) return PrintError(body.error());
   if (request->raw) {

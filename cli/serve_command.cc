@@ -106,6 +106,16 @@ class TimedStore final : public store::Store {
     duration_.Observe({"read"}, SecondsSince(start));
     return st;
   }
+  Status InTransactionRelaxed(const std::function<Status(store::Transaction&)>& fn) override {
+    const auto start = std::chrono::steady_clock::now();
+    Status st = inner_.InTransactionRelaxed(fn);
+    duration_.Observe({"write"}, SecondsSince(start));
+    return st;
+  }
+  Status IssueNonce(const store::Nonce& n) override { return inner_.IssueNonce(n); }
+  Status UseNonce(std::string_view value, TimePoint now) override {
+    return inner_.UseNonce(value, now);
+  }
 
  private:
   store::Store& inner_;
@@ -442,7 +452,9 @@ int Serve(const Config& config) {
              {{"dir", config.ca.dir}, {"error", authority.error().ToString()}});
     return 1;
   }
-  acme::StoreSerialRegistry serials(*store, clock);
+  // Every ACME certificate is stored durably before it is answered (see serial_registry.h).
+  acme::StoreSerialRegistry serials(*store, clock,
+                                    acme::StoreSerialRegistry::Durability::kRelaxedUntilStored);
 
   server::Router router;
   auto health = router.Get("/healthz",
@@ -620,7 +632,9 @@ int Serve(const Config& config) {
     admin_verifier = std::move(*verifier);
     admin_api = std::make_unique<server::AdminApi>(
         server::AdminApiOptions{.roles_claim = config.admin.roles_claim,
-                                .admin_role = config.admin.role},
+                                .admin_role = config.admin.role,
+                                .base_url = external_url,
+                                .leeway = config.identity.leeway},
         server::AdminApi::Deps{.store = *store,
                                .revocations = revocations,
                                .verifier = *admin_verifier,

@@ -193,11 +193,9 @@ Result<std::vector<CrlEntry>> CollectCrlEntries(store::Transaction& tx, std::str
   store::PageRequest page;
   page.limit = store::kMaxPageLimit;
   for (;;) {
-    E2EID_TRY(p, tx.ListRevokedCertificates(std::nullopt, now, page));
-    for (auto& c : p.items) {
-      if (!c.issuer_id.empty() && c.issuer_id != issuer_id) continue;
-      out.push_back(CrlEntry{std::move(c.serial), c.revoked_at.value_or(c.issued_at),
-                             c.revocation_reason.value_or(0)});
+    E2EID_TRY(p, tx.ListCrlEntries(issuer_id, now, page));
+    for (auto& e : p.items) {
+      out.push_back(CrlEntry{std::move(e.serial), e.revoked_at, e.revocation_reason});
     }
     if (p.next.empty()) break;
     page.after = std::move(p.next);

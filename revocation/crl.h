@@ -80,7 +80,7 @@ struct BuiltCrl {
 Result<std::string> IssuerIdOf(const ca::CertificateAuthority& ca);
 
 // Every revoked, unexpired (not_after >= now) certificate of `issuer_id` (or with an empty
-// issuer_id), paging through ListRevokedCertificates. Errors: those of the store.
+// issuer_id), paging through Transaction::ListCrlEntries. Errors: those of the store.
 Result<std::vector<CrlEntry>> CollectCrlEntries(store::Transaction& tx, std::string_view issuer_id,
                                                 TimePoint now);
 

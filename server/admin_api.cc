@@ -10,7 +10,11 @@
 #include <vector>
 
 #include "acme/wire.h"
+#include "core/encoding.h"
 #include "core/log.h"
+#include "crypto/digest.h"
+#include "crypto/jwk.h"
+#include "crypto/jws.h"
 #include "server/problem.h"
 
 namespace e2eid::server {
@@ -21,6 +25,11 @@ using store::Device;
 using store::PageRequest;
 
 constexpr std::string_view kRealm = R"(Bearer realm="e2eid")";
+constexpr std::string_view kDpopRealm = R"(DPoP realm="e2eid")";
+constexpr std::string_view kDpopAlgs = R"(algs="ES256 ES384 ES512 EdDSA RS256")";
+// Store nonce prefix of the "jti"s of DPoP proofs already seen (replay cache).
+constexpr std::string_view kDpopJtiPrefix = "admin-dpop.";
+constexpr size_t kMaxJtiBytes = 256;
 constexpr size_t kMaxCommentBytes = 1024;
 constexpr size_t kMaxReasonBytes = 1024;
 // Listing every certificate = every certificate issued before the year 10000.
@@ -320,6 +329,103 @@ void AdminApi::Audit(const HttpRequest& r, std::string actor, std::string action
   }
 }
 
+Status AdminApi::CheckDpopProof(const HttpRequest& r, std::string_view token,
+                                std::string_view jkt) const {
+  auto refuse = [](std::string why) {
+    return Fail(Error::Unauthenticated("DPoP proof: " + std::move(why)));
+  };
+  size_t count = 0;
+  for (const auto& [name, value] : r.headers) count += EqualsIgnoreCase(name, "DPoP") ? 1 : 0;
+  if (count != 1) {
+    return refuse(count == 0 ? "the DPoP header is missing (a DPoP-bound token needs a proof)"
+                             : "exactly one DPoP header is allowed");
+  }
+  auto jws = crypto::ParseCompactJws(*r.Header("DPoP"));
+  if (!jws) return refuse("not a compact JWS: " + jws.error().detail());
+  {
+    auto it = jws->header.find("typ");
+    if (it == jws->header.end() || !it->is_string() ||
+        !EqualsIgnoreCase(it->get<std::string>(), "dpop+jwt")) {
+      return refuse("header \"typ\" must be \"dpop+jwt\"");
+    }
+  }
+  if (!jws->header.contains("jwk") || !jws->header.at("jwk").is_object()) {
+    return refuse("header \"jwk\" is missing");
+  }
+  auto key = crypto::PublicKeyFromJwk(jws->header.at("jwk"));
+  if (!key) return refuse("header \"jwk\" is not acceptable: " + key.error().detail());
+  if (auto st = crypto::VerifyJws(*jws, *key); !st) {
+    return refuse("the signature does not verify with its \"jwk\"");
+  }
+  E2EID_TRY(thumbprint, crypto::JwkThumbprint(*key));
+  if (!crypto::ConstantTimeEquals(thumbprint, jkt)) {
+    return refuse("its key is not the one the access token is bound to (\"cnf\".\"jkt\")");
+  }
+  auto payload = ParseJson(AsString(jws->payload), "DPoP proof");
+  if (!payload || !payload->is_object()) return refuse("the payload is not a JSON object");
+  const Json& p = *payload;
+  auto string_claim = [&](const char* name) -> std::optional<std::string> {
+    auto it = p.find(name);
+    if (it == p.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  if (string_claim("htm") != std::optional<std::string>(r.method)) {
+    return refuse("claim \"htm\" must be " + r.method);
+  }
+  {
+    auto htu = string_claim("htu");
+    if (!htu) return refuse("claim \"htu\" is missing");
+    const std::string_view bare = std::string_view(*htu).substr(0, htu->find_first_of("?#"));
+    bool match = false;
+    if (!options_.base_url.empty()) {
+      match = bare == options_.base_url + r.path;
+    } else {
+      const size_t scheme_end = bare.find("://");
+      const size_t path_start =
+          scheme_end == std::string_view::npos ? scheme_end : bare.find('/', scheme_end + 3);
+      match = path_start != std::string_view::npos && bare.substr(path_start) == r.path;
+    }
+    if (!match) {
+      return refuse("claim \"htu\" must be this request's URL (" + options_.base_url + r.path +
+                    ")");
+    }
+  }
+  const TimePoint now = deps_.clock.Now();
+  const int64_t t = ToUnix(now);
+  {
+    auto it = p.find("iat");
+    if (it == p.end() || !it->is_number_integer()) return refuse("claim \"iat\" is missing");
+    const int64_t iat = it->get<int64_t>();
+    if (iat > t + options_.leeway.count()) return refuse("claim \"iat\" is in the future");
+    if (t - iat > options_.dpop_max_age.count() + options_.leeway.count()) {
+      return refuse("claim \"iat\" is too old (the proof must be fresh)");
+    }
+  }
+  {
+    auto ath = string_claim("ath");
+    if (!ath) return refuse("claim \"ath\" is missing");
+    if (!crypto::ConstantTimeEquals(*ath, Base64UrlEncode(crypto::Sha256(token)))) {
+      return refuse("claim \"ath\" is not the hash of the access token");
+    }
+  }
+  auto jti = string_claim("jti");
+  if (!jti || jti->empty() || jti->size() > kMaxJtiBytes) {
+    return refuse("claim \"jti\" is missing or longer than " + std::to_string(kMaxJtiBytes));
+  }
+  // Replay: remember jti (per key) until the proof would be too old anyway.
+  store::Nonce seen{
+      std::string(kDpopJtiPrefix) + HexEncode(crypto::Sha256(std::string(jkt) + "." + *jti)),
+      now + options_.dpop_max_age + 2 * options_.leeway};
+  auto st = deps_.store.InTransaction([&](store::Transaction& tx) { return tx.InsertNonce(seen); });
+  if (!st) {
+    if (st.error().code() == ErrorCode::kAlreadyExists) {
+      return refuse("replayed (its \"jti\" was already used)");
+    }
+    return Fail(std::move(st.error()));
+  }
+  return Ok();
+}
+
 Result<AdminApi::Caller> AdminApi::Authenticate(const HttpRequest& r, std::string_view route,
                                                 Access access, HttpResponse* refusal) const {
   auto refuse = [&](Error error, std::string actor, std::string outcome,
@@ -344,9 +450,13 @@ Result<AdminApi::Caller> AdminApi::Authenticate(const HttpRequest& r, std::strin
       space == std::string_view::npos ? std::string_view() : value.substr(space + 1);
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-  if (space == std::string_view::npos || !EqualsIgnoreCase(value.substr(0, space), "Bearer") ||
+  const std::string_view scheme =
+      space == std::string_view::npos ? std::string_view() : value.substr(0, space);
+  const bool dpop_scheme = EqualsIgnoreCase(scheme, "DPoP");
+  if (space == std::string_view::npos || (!EqualsIgnoreCase(scheme, "Bearer") && !dpop_scheme) ||
       token.empty() || token.find(' ') != std::string_view::npos) {
-    return refuse(Error::Unauthenticated("the Authorization header must be 'Bearer <token>'"),
+    return refuse(Error::Unauthenticated(
+                      "the Authorization header must be 'Bearer <token>' or 'DPoP <token>'"),
                   "anonymous", "denied", std::string(kRealm));
   }
 
@@ -370,6 +480,40 @@ Result<AdminApi::Caller> AdminApi::Authenticate(const HttpRequest& r, std::strin
   if (sub == nullptr || !sub->is_string() || sub->get<std::string>().empty()) {
     return refuse(Error::Unauthenticated("invalid access token: no \"sub\" claim"), "anonymous",
                   "denied", invalid);
+  }
+  // Sender-constrained tokens (RFC 9449): the caller must prove possession of the bound key.
+  const Json* jkt = oidc::FindClaim(*claims, "cnf.jkt");
+  const std::string dpop_invalid =
+      std::string(kDpopRealm) + R"(, error="invalid_token", )" + std::string(kDpopAlgs);
+  if (jkt != nullptr) {
+    if (!jkt->is_string() || jkt->get<std::string>().empty()) {
+      return refuse(Error::Unauthenticated("invalid access token: claim \"cnf.jkt\" is not a "
+                                           "key thumbprint"),
+                    "anonymous", "denied", dpop_invalid);
+    }
+    if (!dpop_scheme) {
+      return refuse(Error::Unauthenticated(
+                        "the access token is DPoP-bound (claim \"cnf.jkt\") and cannot be used as "
+                        "a Bearer token: send 'Authorization: DPoP <token>' with a DPoP proof of "
+                        "its key (RFC 9449)"),
+                    "anonymous", "denied", dpop_invalid);
+    }
+    if (auto st = CheckDpopProof(r, token, jkt->get<std::string>()); !st) {
+      const ErrorCode code = st.error().code();
+      if (code != ErrorCode::kUnauthenticated) {
+        LogWarn("admin api: cannot check a DPoP proof",
+                {{"error", st.error().ToString()}, {"request_id", r.request_id}});
+        return refuse(Error::Unavailable("the DPoP proof cannot be checked now"), "anonymous",
+                      "failure", "");
+      }
+      return refuse(
+          std::move(st.error()), "anonymous", "denied",
+          std::string(kDpopRealm) + R"(, error="invalid_dpop_proof", )" + std::string(kDpopAlgs));
+    }
+  } else if (dpop_scheme) {
+    return refuse(Error::Unauthenticated("the 'DPoP' scheme needs a DPoP-bound access token "
+                                         "(claim \"cnf.jkt\"); this one is a Bearer token"),
+                  "anonymous", "denied", dpop_invalid);
   }
   Caller caller;
   caller.sub = sub->get<std::string>();

@@ -3,13 +3,25 @@
 // ("remove a lost phone"). Transport-neutral like server/acme_routes.h: AddAdminRoutes registers
 // the handlers on a Router.
 //
-// Authorization: every request carries `Authorization: Bearer <access token>` issued by the
-// organisation's IdP and verified with TokenVerifier::VerifyAccessToken (issuer, signature, expiry,
-// audience/azp = the verifier's client id; the verifier's own role policy is not applied).
-//   - no token, another scheme, or a token the verifier refuses (bad signature, expired, another
-//     issuer, another client), or one without "sub": 401, problem type unauthorized, header
+// Authorization: every request carries an access token issued by the organisation's IdP and
+// verified with TokenVerifier::VerifyAccessToken (issuer, signature, expiry, audience/azp = the
+// verifier's client id; the verifier's own role policy is not applied):
+//   - an unbound token as `Authorization: Bearer <token>`;
+//   - a DPoP-bound token (claim "cnf"."jkt", RFC 9449 §7) as `Authorization: DPoP <token>` with
+//     exactly one `DPoP` header holding a proof: typ "dpop+jwt", a public "jwk" whose RFC 7638
+//     thumbprint is "cnf"."jkt" and that verifies the signature, "htm" = the request method,
+//     "htu" = options.base_url + the request path (query and fragment ignored; only the path is
+//     compared when base_url is empty), "iat" within dpop_max_age (+ leeway) and not in the
+//     future, "ath" = base64url(SHA-256(token)), and a "jti" not seen before (kept in the store's
+//     nonce table until the proof is too old anyway, so instances sharing a store share it).
+//     A bound token presented as Bearer is refused: without the proof it is a stolen bearer
+//     token as far as the API can tell.
+//   - no token, another scheme, a token the verifier refuses (bad signature, expired, another
+//     issuer, another client), one without "sub", a bound token without a valid proof, or the
+//     DPoP scheme with an unbound token: 401, problem type unauthorized naming the check, header
 //     `WWW-Authenticate: Bearer realm="e2eid"` (plus `error="invalid_token"` when a token was
-//     sent);
+//     sent; `DPoP realm="e2eid", error="invalid_token"|"invalid_dpop_proof", algs="..."` for the
+//     DPoP cases);
 //   - a valid token without `admin_role` in the claim at `roles_claim` on an admin route: 403;
 //   - the IdP cannot be reached to verify the token: 503.
 // Every refused attempt is appended to the audit trail (action "admin.login", outcome "denied"
@@ -63,6 +75,7 @@
 #ifndef E2EID_SERVER_ADMIN_API_H_
 #define E2EID_SERVER_ADMIN_API_H_
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,6 +98,11 @@ struct AdminApiOptions {
   std::string admin_role = "e2eid-admin";
   int default_page_size = 100;
   int max_page_size = 1000;  // at most store::kMaxPageLimit
+  // The service's external URL (scheme://host[:port], no trailing slash): DPoP proofs must name
+  // base_url + path as "htu". Empty: only the path of "htu" is compared.
+  std::string base_url;
+  std::chrono::seconds dpop_max_age{300};  // how old a DPoP proof's "iat" may be
+  std::chrono::seconds leeway{60};         // clock skew allowed for "iat"
 };
 
 class AdminApi {
@@ -116,6 +134,10 @@ class AdminApi {
   // "GET /admin/v1/devices"). On refusal returns the 401/403/503 response, after auditing it.
   Result<Caller> Authenticate(const HttpRequest& request, std::string_view route, Access access,
                               HttpResponse* refusal) const;
+  // The RFC 9449 proof of possession for a token bound to `jkt` (see the header comment).
+  // Errors: kUnauthenticated naming the failed check; the store's errors.
+  Status CheckDpopProof(const HttpRequest& request, std::string_view token,
+                        std::string_view jkt) const;
 
   // The handlers, after authentication. Errors become problem documents in the route wrapper.
   Result<HttpResponse> Revoke(const HttpRequest& r, const Caller& c) const;

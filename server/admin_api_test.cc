@@ -10,7 +10,11 @@
 #include <sstream>
 
 #include "acme/wire.h"
+#include "core/encoding.h"
 #include "core/log.h"
+#include "crypto/digest.h"
+#include "crypto/jwk.h"
+#include "crypto/jws.h"
 #include "store/sqlite_store.h"
 #include "tests/test_util.h"
 
@@ -328,6 +332,177 @@ TEST_F(AdminApiTest, MissingOrInvalidTokensGet401AreAuditedAndChangeNothing) {
   EXPECT_NE(Body(expired)["detail"].get<std::string>().find("expired"), std::string::npos);
   EXPECT_EQ(expired.Header("WWW-Authenticate"), R"(Bearer realm="e2eid", error="invalid_token")");
   EXPECT_FALSE(verifier_.policy_applied());
+}
+
+// ---- DPoP-bound tokens (RFC 9449 §7) -----------------------------------------------------------
+
+// A DPoP proof by `signer` whose header names `jwk_key` (normally the same key).
+struct ProofSpec {
+  std::string htm = "GET";
+  std::string htu = "https://ca.test/admin/v1/devices";
+  std::optional<int64_t> iat;  // default: the clock's now
+  std::string jti = "jti-1";
+  std::string ath_token = "bound";  // "ath" is the hash of this; empty: no "ath"
+  std::string typ = "dpop+jwt";
+};
+
+class AdminApiDpopTest : public AdminApiTest {
+ protected:
+  void SetUp() override {
+    AdminApiTest::SetUp();
+    key_ =
+        std::make_unique<crypto::PrivateKey>(*crypto::PrivateKey::Generate(crypto::KeyType::kP256));
+    other_ =
+        std::make_unique<crypto::PrivateKey>(*crypto::PrivateKey::Generate(crypto::KeyType::kP256));
+    Json claims = Claims(kAdminSub, {"user", "e2eid-admin"});
+    claims["cnf"] = {{"jkt", *crypto::JwkThumbprint(*key_->public_key())}};
+    verifier_.Add("bound", claims);
+    // An API that knows its external URL, so "htu" is compared in full.
+    AdminApiOptions options;
+    options.base_url = "https://ca.test";
+    dpop_api_ = std::make_unique<AdminApi>(options, AdminApi::Deps{.store = *store_,
+                                                                   .revocations = *revocations_,
+                                                                   .verifier = verifier_,
+                                                                   .clock = clock_});
+    ASSERT_TRUE(AddAdminRoutes(dpop_router_, *dpop_api_));
+  }
+
+  std::string Proof(const ProofSpec& spec, const crypto::PrivateKey* signer = nullptr,
+                    const crypto::PrivateKey* jwk_key = nullptr) {
+    const crypto::PrivateKey& named = jwk_key ? *jwk_key : *key_;
+    Json header = {{"typ", spec.typ}, {"jwk", *crypto::PublicKeyToJwk(*named.public_key())}};
+    Json payload = {{"htm", spec.htm},
+                    {"htu", spec.htu},
+                    {"iat", spec.iat.value_or(ToUnix(clock_.Now()))},
+                    {"jti", spec.jti}};
+    if (!spec.ath_token.empty()) {
+      payload["ath"] = Base64UrlEncode(crypto::Sha256(spec.ath_token));
+    }
+    auto jws = crypto::SignCompactJws(signer ? *signer : named, crypto::JwsAlg::kES256, header,
+                                      DumpJson(payload));
+    EXPECT_TRUE(jws);
+    return *jws;
+  }
+
+  HttpResponse GetDevices(const std::string& authorization, const std::vector<std::string>& proofs,
+                          const std::string& target = "/admin/v1/devices") {
+    HttpRequest r;
+    r.method = "GET";
+    r.target = target;
+    r.path = target.substr(0, target.find('?'));
+    r.query = target.find('?') == std::string::npos ? "" : target.substr(target.find('?') + 1);
+    r.headers.emplace_back("Authorization", authorization);
+    for (const auto& p : proofs) r.headers.emplace_back("DPoP", p);
+    r.remote_address = "203.0.113.5";
+    return dpop_router_.Handle(r);
+  }
+
+  std::unique_ptr<crypto::PrivateKey> key_;
+  std::unique_ptr<crypto::PrivateKey> other_;
+  std::unique_ptr<AdminApi> dpop_api_;
+  Router dpop_router_;
+};
+
+TEST_F(AdminApiDpopTest, BoundTokenAsBearerGets401AndIsAudited) {
+  const std::string before = Snapshot();
+  for (Router* router : {&router_, &dpop_router_}) {
+    const int64_t audits = Count(Table::kAuditEvents);
+    HttpRequest r;
+    r.method = "POST";
+    r.target = r.path = "/admin/v1/revocations";
+    r.headers = {{"Authorization", "Bearer bound"}, {"Content-Type", "application/json"}};
+    r.body = DumpJson(Json{{"scope", "user"}, {"value", alice_}, {"reason", "keyCompromise"}});
+    const HttpResponse resp = router->Handle(r);
+    EXPECT_EQ(resp.status, 401) << resp.body;
+    EXPECT_EQ(Body(resp)["type"], "urn:ietf:params:acme:error:unauthorized");
+    EXPECT_NE(Body(resp)["detail"].get<std::string>().find("DPoP-bound"), std::string::npos)
+        << resp.body;
+    EXPECT_EQ(resp.Header("WWW-Authenticate").value_or("").rfind("DPoP realm=\"e2eid\"", 0), 0u);
+    ASSERT_EQ(Count(Table::kAuditEvents), audits + 1);
+    const store::AuditEvent e = AuditEvents().back();
+    EXPECT_EQ(e.action, "admin.login");
+    EXPECT_EQ(e.outcome, "denied");
+    EXPECT_NE(e.details.find("DPoP-bound"), std::string::npos);
+  }
+  EXPECT_EQ(Snapshot(), before);
+}
+
+TEST_F(AdminApiDpopTest, BoundTokenWithAValidProofIsAccepted) {
+  const HttpResponse ok = GetDevices("DPoP bound", {Proof({})});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  // The query is not part of "htu".
+  const HttpResponse paged =
+      GetDevices("DPoP bound", {Proof({.jti = "jti-2"})}, "/admin/v1/devices?limit=1");
+  EXPECT_EQ(paged.status, 200) << paged.body;
+  // Without base_url, only the path of "htu" counts.
+  HttpRequest r;
+  r.method = "GET";
+  r.target = r.path = "/admin/v1/devices";
+  r.headers = {{"Authorization", "DPoP bound"},
+               {"DPoP", Proof({.htu = "https://other.name:8443/admin/v1/devices", .jti = "j3"})}};
+  EXPECT_EQ(router_.Handle(r).status, 200);
+}
+
+TEST_F(AdminApiDpopTest, EveryBrokenProofGets401NamingTheCheckAndIsAudited) {
+  const std::string before = Snapshot();
+  const int64_t now = ToUnix(clock_.Now());
+  struct Case {
+    std::string name;
+    std::string authorization;
+    std::vector<std::string> proofs;
+    std::string check;
+  };
+  const std::vector<Case> cases = {
+      {"no proof", "DPoP bound", {}, "the DPoP header is missing"},
+      {"two proofs", "DPoP bound", {Proof({}), Proof({.jti = "x"})}, "exactly one DPoP header"},
+      {"not a JWS", "DPoP bound", {"not-a-jws"}, "not a compact JWS"},
+      {"typ", "DPoP bound", {Proof({.typ = "JWT"})}, "header \"typ\""},
+      {"signed by another key", "DPoP bound", {Proof({}, other_.get())}, "signature"},
+      {"key of another token",
+       "DPoP bound",
+       {Proof({}, other_.get(), other_.get())},
+       "not the one the access token is bound to"},
+      {"htm", "DPoP bound", {Proof({.htm = "POST"})}, "claim \"htm\""},
+      {"htu host",
+       "DPoP bound",
+       {Proof({.htu = "https://evil.test/admin/v1/devices"})},
+       "claim \"htu\""},
+      {"htu path",
+       "DPoP bound",
+       {Proof({.htu = "https://ca.test/admin/v1/users"})},
+       "claim \"htu\""},
+      {"too old", "DPoP bound", {Proof({.iat = now - 400})}, "too old"},
+      {"future", "DPoP bound", {Proof({.iat = now + 120})}, "in the future"},
+      {"no ath", "DPoP bound", {Proof({.ath_token = ""})}, "claim \"ath\" is missing"},
+      {"ath of another token",
+       "DPoP bound",
+       {Proof({.ath_token = "admin"})},
+       "not the hash of the access token"},
+      {"no jti", "DPoP bound", {Proof({.jti = ""})}, "claim \"jti\""},
+      {"DPoP scheme, unbound token",
+       "DPoP admin",
+       {Proof({.ath_token = "admin"})},
+       "needs a DPoP-bound access token"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const int64_t audits = Count(Table::kAuditEvents);
+    const HttpResponse resp = GetDevices(c.authorization, c.proofs);
+    EXPECT_EQ(resp.status, 401) << resp.body;
+    EXPECT_NE(Body(resp)["detail"].get<std::string>().find(c.check), std::string::npos)
+        << resp.body;
+    EXPECT_EQ(resp.Header("WWW-Authenticate").value_or("").rfind("DPoP realm=\"e2eid\"", 0), 0u);
+    ASSERT_EQ(Count(Table::kAuditEvents), audits + 1);
+    EXPECT_EQ(AuditEvents().back().action, "admin.login");
+  }
+  // A replayed proof: accepted once, refused the second time.
+  const std::string proof = Proof({.jti = "once"});
+  EXPECT_EQ(GetDevices("DPoP bound", {proof}).status, 200);
+  const HttpResponse replay = GetDevices("DPoP bound", {proof});
+  EXPECT_EQ(replay.status, 401);
+  EXPECT_NE(Body(replay)["detail"].get<std::string>().find("replayed"), std::string::npos)
+      << replay.body;
+  EXPECT_EQ(Snapshot(), before);
 }
 
 TEST_F(AdminApiTest, TokenWithoutTheAdminRoleGets403OnEveryAdminRouteAndChangesNothing) {

@@ -139,6 +139,16 @@ struct Certificate {
   std::optional<std::string> revocation_comment;
 };
 
+// What a CRL entry needs of a revoked certificate (Transaction::ListCrlEntries): a narrow read
+// that never touches the certificate's DER or chain.
+struct RevokedEntry {
+  std::string serial;  // lowercase hex
+  std::string issuer_id;
+  TimePoint not_after{};
+  TimePoint revoked_at{};
+  int revocation_reason = 0;  // RFC 5280 CRLReason code
+};
+
 struct Device {
   std::string id;  // the Wire client-id URI
   std::string user_id;

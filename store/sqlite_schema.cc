@@ -1,5 +1,6 @@
 #include "store/sqlite_schema.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string>
 
@@ -183,6 +184,64 @@ END;
 
 PRAGMA user_version = 1;
 )sql"},
+    // 2: revocation at scale. The DER and the chain (~3 KB a row) move to certificate_blobs, so
+    // revoking rewrites ~200-byte rows; the two partial indexes on revoked rows become one covering
+    // index that answers the CRL listing without reading the table. The table is rebuilt (rename,
+    // create, copy, drop) because SQLite cannot drop the columns and keep rows compact otherwise.
+    {2, R"sql(
+ALTER TABLE certificates RENAME TO certificates_v1;
+
+CREATE TABLE certificates (
+  serial TEXT PRIMARY KEY NOT NULL REFERENCES serials (serial),
+  issuer_id TEXT NOT NULL,
+  account_id TEXT REFERENCES accounts (id),
+  order_id TEXT REFERENCES orders (id),
+  user_id TEXT NOT NULL,
+  device_id TEXT,
+  spki_sha256 TEXT NOT NULL,
+  not_before INTEGER NOT NULL,
+  not_after INTEGER NOT NULL,
+  issued_at INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('good', 'revoked')),
+  revoked_at INTEGER,
+  revocation_reason INTEGER,
+  revocation_comment TEXT,
+  CHECK (status = 'revoked' OR (revoked_at IS NULL AND revocation_reason IS NULL)),
+  CHECK (status = 'good' OR (revoked_at IS NOT NULL AND revocation_reason IS NOT NULL))
+);
+INSERT INTO certificates (serial, issuer_id, account_id, order_id, user_id, device_id,
+                          spki_sha256, not_before, not_after, issued_at, status, revoked_at,
+                          revocation_reason, revocation_comment)
+  SELECT serial, issuer_id, account_id, order_id, user_id, device_id, spki_sha256, not_before,
+         not_after, issued_at, status, revoked_at, revocation_reason, revocation_comment
+  FROM certificates_v1 ORDER BY rowid;
+
+-- Written once at issuance, read when a certificate is served or inspected; never updated.
+CREATE TABLE certificate_blobs (
+  serial TEXT PRIMARY KEY NOT NULL REFERENCES certificates (serial),
+  der BLOB NOT NULL,
+  chain_pem TEXT NOT NULL
+);
+INSERT INTO certificate_blobs (serial, der, chain_pem)
+  SELECT serial, der, chain_pem FROM certificates_v1 ORDER BY rowid;
+
+DROP TABLE certificates_v1;
+
+CREATE INDEX certificates_by_user ON certificates (user_id, issued_at, serial);
+CREATE INDEX certificates_by_device ON certificates (device_id, issued_at, serial);
+CREATE INDEX certificates_by_spki ON certificates (spki_sha256, issued_at, serial);
+CREATE INDEX certificates_by_issued_at ON certificates (issued_at, serial);
+CREATE INDEX certificates_by_not_after ON certificates (not_after);
+CREATE INDEX certificates_by_account ON certificates (account_id);
+CREATE INDEX certificates_by_order ON certificates (order_id);
+-- Covers the CRL listing (ListCrlEntries): revoked rows in serial order with every column a CRL
+-- entry needs (status too: without it SQLite reads the table row to test the WHERE). Replaces
+-- certificates_revoked and certificates_revoked_by_issuer of version 1.
+CREATE INDEX certificates_crl ON certificates
+  (serial, not_after, revoked_at, revocation_reason, issuer_id, status) WHERE status = 'revoked';
+
+PRAGMA user_version = 2;
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
@@ -206,7 +265,7 @@ Result<int> ReadUserVersion(Connection& conn) {
   return v;
 }
 
-Status ApplyMigrations(Connection& conn) {
+Status ApplyMigrations(Connection& conn, int target) {
   E2EID_TRY(current, ReadUserVersion(conn));
   if (current > kLatestVersion) {
     return Fail(Error::Store("database schema version " + std::to_string(current) +
@@ -218,13 +277,14 @@ Status ApplyMigrations(Connection& conn) {
     return Fail(Error::Store("database schema version " + std::to_string(current) + " is invalid"));
   }
   for (const auto& m : kMigrations) {
-    if (m.version <= current) continue;
+    if (m.version <= current || m.version > target) continue;
     E2EID_CHECK_OK(conn.Exec(m.sql, "applying schema migration " + std::to_string(m.version)));
   }
+  const int expected = std::max(current, target);
   E2EID_TRY(after, ReadUserVersion(conn));
-  if (after != kLatestVersion) {
+  if (after != expected) {
     return Fail(Error::Internal("schema version is " + std::to_string(after) +
-                                " after migrating, expected " + std::to_string(kLatestVersion)));
+                                " after migrating, expected " + std::to_string(expected)));
   }
   return Ok();
 }
@@ -233,9 +293,16 @@ Status ApplyMigrations(Connection& conn) {
 
 int LatestSchemaVersion() { return kLatestVersion; }
 
-Status Migrate(Connection& conn) {
+Status Migrate(Connection& conn) { return MigrateTo(conn, kLatestVersion); }
+
+Status MigrateTo(Connection& conn, int version) {
+  if (version < 1 || version > kLatestVersion) {
+    return Fail(Error::InvalidArgument("no schema version " + std::to_string(version) +
+                                       " (this build knows 1 to " + std::to_string(kLatestVersion) +
+                                       ")"));
+  }
   E2EID_CHECK_OK(conn.Exec("BEGIN IMMEDIATE", "starting schema migration"));
-  auto st = ApplyMigrations(conn);
+  auto st = ApplyMigrations(conn, version);
   if (!st) {
     (void)conn.Exec("ROLLBACK", "rolling back schema migration");
     return st;

@@ -16,6 +16,11 @@ int LatestSchemaVersion();
 // failure nothing is changed.
 Status Migrate(Connection& conn);
 
+// Same as Migrate, but stops at `version` (1..LatestSchemaVersion(); kInvalidArgument otherwise):
+// for tests that create a database with an older schema and check its upgrade. A database already
+// at or above `version` is left as it is (a newer-than-this-build one is still refused).
+Status MigrateTo(Connection& conn, int version);
+
 }  // namespace e2eid::store::sqlite
 
 #endif  // E2EID_STORE_SQLITE_SCHEMA_H_

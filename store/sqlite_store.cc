@@ -18,6 +18,7 @@
 
 #include "core/file.h"
 #include "core/log.h"
+#include "store/memory_nonces.h"
 #include "store/sqlite_db.h"
 #include "store/sqlite_schema.h"
 
@@ -41,10 +42,19 @@ constexpr int64_t kMinInt64 = std::numeric_limits<int64_t>::min();
   "id, order_id, account_id, identifier_type, identifier_value, status, expires, wildcard"
 #define E2EID_CHALLENGE_COLS \
   "id, authz_id, type, token, status, target, validated_at, error, validation_claims"
-#define E2EID_CERT_COLS                                                                    \
+// A certificate is one row of `certificates` and one of `certificate_blobs` (DER and chain, kept
+// apart so that revoking rewrites small rows). E2EID_CERT_SELECT reads both in ReadCertificate's
+// column order; CROSS JOIN keeps `certificates` as the outer loop, so each query walks an index of
+// `certificates` and looks up the blob by primary key.
+#define E2EID_CERT_ROW_COLS                                                                \
   "serial, issuer_id, account_id, order_id, user_id, device_id, spki_sha256, not_before, " \
-  "not_after, issued_at, der, chain_pem, status, revoked_at, revocation_reason, "          \
-  "revocation_comment"
+  "not_after, issued_at, status, revoked_at, revocation_reason, revocation_comment"
+#define E2EID_CERT_SELECT                                                                      \
+  "SELECT c.serial, c.issuer_id, c.account_id, c.order_id, c.user_id, c.device_id, "           \
+  "c.spki_sha256, c.not_before, c.not_after, c.issued_at, b.der, b.chain_pem, c.status, "      \
+  "c.revoked_at, c.revocation_reason, c.revocation_comment FROM certificates AS c CROSS JOIN " \
+  "certificate_blobs AS b ON b.serial = c.serial"
+#define E2EID_CRL_ENTRY_COLS "serial, issuer_id, not_after, revoked_at, revocation_reason"
 #define E2EID_DEVICE_COLS                                                              \
   "id, user_id, display_name, handle, key_thumbprint, status, first_seen, last_seen, " \
   "blocked_reason"
@@ -150,6 +160,16 @@ Result<Certificate> ReadCertificate(const Statement& st) {
   if (auto reason = st.OptInt(14)) c.revocation_reason = static_cast<int>(*reason);
   c.revocation_comment = st.OptText(15);
   return c;
+}
+
+Result<RevokedEntry> ReadRevokedEntry(const Statement& st) {
+  RevokedEntry e;
+  e.serial = st.Text(0);
+  e.issuer_id = st.Text(1);
+  e.not_after = st.Time(2);
+  e.revoked_at = st.Time(3);
+  e.revocation_reason = static_cast<int>(st.Int(4));
+  return e;
 }
 
 Result<Device> ReadDevice(const Statement& st) {
@@ -641,33 +661,17 @@ class SqliteTransaction final : public Transaction {
             Error::Conflict("certificate " + Quoted(c.serial) + ": the serial was not reserved"));
       }
     }
-    E2EID_TRY(st, c_.Prepare("INSERT INTO certificates (" E2EID_CERT_COLS
-                             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-                             "?14, ?15, ?16)",
-                             "InsertCertificate " + Quoted(c.serial)));
-    st.BindText(1, c.serial);
-    st.BindText(2, c.issuer_id);
-    st.BindOptText(3, c.account_id);
-    st.BindOptText(4, c.order_id);
-    st.BindText(5, c.user_id);
-    st.BindOptText(6, c.device_id);
-    st.BindText(7, c.spki_sha256);
-    st.BindTime(8, c.not_before);
-    st.BindTime(9, c.not_after);
-    st.BindTime(10, c.issued_at);
-    st.BindBlob(11, c.der);
-    st.BindText(12, c.chain_pem);
-    st.BindText(13, ToString(c.status));
-    st.BindOptTime(14, c.revoked_at);
-    st.BindOptInt(
-        15, c.revocation_reason ? std::optional<int64_t>(*c.revocation_reason) : std::nullopt);
-    st.BindOptText(16, c.revocation_comment);
-    return st.Run();
+    // Two rows, both or neither: a savepoint makes the pair atomic like any other operation.
+    E2EID_CHECK_OK(RunConstant("SAVEPOINT insert_certificate", "InsertCertificate"));
+    Status inserted = InsertCertificateRows(c);
+    if (!inserted) (void)RunConstant("ROLLBACK TO insert_certificate", "InsertCertificate");
+    auto released = RunConstant("RELEASE insert_certificate", "InsertCertificate");
+    if (!inserted) return inserted;
+    return released;
   }
 
   Result<Certificate> GetCertificate(std::string_view serial_hex) override {
-    E2EID_TRY(st, c_.Prepare("SELECT " E2EID_CERT_COLS " FROM certificates WHERE serial = ?1",
-                             "GetCertificate"));
+    E2EID_TRY(st, c_.Prepare(E2EID_CERT_SELECT " WHERE c.serial = ?1", "GetCertificate"));
     st.BindText(1, serial_hex);
     return QueryOne<Certificate>(st, &ReadCertificate,
                                  "certificate " + Quoted(serial_hex) + " does not exist");
@@ -675,25 +679,25 @@ class SqliteTransaction final : public Transaction {
 
   Result<Page<Certificate>> ListCertificatesByUser(std::string_view user_id,
                                                    const PageRequest& page) override {
-    return ListCertificatesBy("SELECT " E2EID_CERT_COLS
-                              " FROM certificates WHERE user_id = ?1 AND "
-                              "(issued_at, serial) > (?2, ?3) ORDER BY issued_at, serial LIMIT ?4",
+    return ListCertificatesBy(E2EID_CERT_SELECT
+                              " WHERE c.user_id = ?1 AND (c.issued_at, c.serial) > (?2, ?3) "
+                              "ORDER BY c.issued_at, c.serial LIMIT ?4",
                               "ListCertificatesByUser", user_id, page);
   }
 
   Result<Page<Certificate>> ListCertificatesByDevice(std::string_view device_id,
                                                      const PageRequest& page) override {
-    return ListCertificatesBy("SELECT " E2EID_CERT_COLS
-                              " FROM certificates WHERE device_id = ?1 AND "
-                              "(issued_at, serial) > (?2, ?3) ORDER BY issued_at, serial LIMIT ?4",
+    return ListCertificatesBy(E2EID_CERT_SELECT
+                              " WHERE c.device_id = ?1 AND (c.issued_at, c.serial) > (?2, ?3) "
+                              "ORDER BY c.issued_at, c.serial LIMIT ?4",
                               "ListCertificatesByDevice", device_id, page);
   }
 
   Result<Page<Certificate>> ListCertificatesBySpki(std::string_view spki_sha256,
                                                    const PageRequest& page) override {
-    return ListCertificatesBy("SELECT " E2EID_CERT_COLS
-                              " FROM certificates WHERE spki_sha256 = ?1 AND "
-                              "(issued_at, serial) > (?2, ?3) ORDER BY issued_at, serial LIMIT ?4",
+    return ListCertificatesBy(E2EID_CERT_SELECT
+                              " WHERE c.spki_sha256 = ?1 AND (c.issued_at, c.serial) > (?2, ?3) "
+                              "ORDER BY c.issued_at, c.serial LIMIT ?4",
                               "ListCertificatesBySpki", spki_sha256, page);
   }
 
@@ -701,9 +705,9 @@ class SqliteTransaction final : public Transaction {
                                                          const PageRequest& page) override {
     E2EID_CHECK_OK(CheckLimit(page));
     E2EID_TRY(cursor, ParseTimeKeyCursor(page.after));
-    E2EID_TRY(st, c_.Prepare("SELECT " E2EID_CERT_COLS " FROM certificates WHERE issued_at < ?1 "
-                             "AND (issued_at, serial) > (?2, ?3) ORDER BY issued_at, serial "
-                             "LIMIT ?4",
+    E2EID_TRY(st, c_.Prepare(E2EID_CERT_SELECT
+                             " WHERE c.issued_at < ?1 AND (c.issued_at, c.serial) > (?2, ?3) "
+                             "ORDER BY c.issued_at, c.serial LIMIT ?4",
                              "ListCertificatesIssuedBefore"));
     st.BindTime(1, before);
     st.BindInt(2, cursor.time);
@@ -783,15 +787,13 @@ class SqliteTransaction final : public Transaction {
     if (!page.after.empty() && !IsCanonicalSerialHex(page.after)) {
       return Fail(Error::InvalidArgument("invalid page cursor " + Quoted(page.after)));
     }
-    // Two statements rather than "(?1 IS NULL OR issuer_id = ?1)", so that each can walk its
-    // partial index (certificates_revoked / certificates_revoked_by_issuer) in serial order.
-    const char* sql =
-        issuer_id ? "SELECT " E2EID_CERT_COLS
-                    " FROM certificates WHERE status = 'revoked' AND "
-                    "issuer_id = ?1 AND not_after >= ?2 AND serial > ?3 ORDER BY serial LIMIT ?4"
-                  : "SELECT " E2EID_CERT_COLS
-                    " FROM certificates WHERE status = 'revoked' AND "
-                    "not_after >= ?2 AND serial > ?3 ORDER BY serial LIMIT ?4";
+    // Both statements walk the covering partial index certificates_crl in serial order.
+    const char* sql = issuer_id ? E2EID_CERT_SELECT
+                          " WHERE c.status = 'revoked' AND c.issuer_id = ?1 AND c.not_after >= ?2 "
+                          "AND c.serial > ?3 ORDER BY c.serial LIMIT ?4"
+                                : E2EID_CERT_SELECT
+                          " WHERE c.status = 'revoked' AND c.not_after >= ?2 AND c.serial > ?3 "
+                          "ORDER BY c.serial LIMIT ?4";
     E2EID_TRY(st, c_.Prepare(sql, "ListRevokedCertificates"));
     if (issuer_id) st.BindText(1, *issuer_id);
     st.BindInt(2, unexpired_at ? ToUnix(*unexpired_at) : kMinInt64);
@@ -799,6 +801,30 @@ class SqliteTransaction final : public Transaction {
     st.BindInt(4, page.limit + 1);
     return QueryPage<Certificate>(st, page.limit, &ReadCertificate,
                                   [](const Certificate& c) { return c.serial; });
+  }
+
+  Result<Page<RevokedEntry>> ListCrlEntries(std::optional<std::string_view> issuer_id,
+                                            std::optional<TimePoint> unexpired_at,
+                                            const PageRequest& page) override {
+    E2EID_CHECK_OK(CheckLimit(page));
+    if (!page.after.empty() && !IsCanonicalSerialHex(page.after)) {
+      return Fail(Error::InvalidArgument("invalid page cursor " + Quoted(page.after)));
+    }
+    // Answered from the covering partial index certificates_crl alone (no table reads).
+    const char* sql = issuer_id ? "SELECT " E2EID_CRL_ENTRY_COLS
+                                  " FROM certificates WHERE status = 'revoked' AND "
+                                  "issuer_id IN (?1, '') AND not_after >= ?2 AND serial > ?3 "
+                                  "ORDER BY serial LIMIT ?4"
+                                : "SELECT " E2EID_CRL_ENTRY_COLS
+                                  " FROM certificates WHERE status = 'revoked' AND "
+                                  "not_after >= ?2 AND serial > ?3 ORDER BY serial LIMIT ?4";
+    E2EID_TRY(st, c_.Prepare(sql, "ListCrlEntries"));
+    if (issuer_id) st.BindText(1, *issuer_id);
+    st.BindInt(2, unexpired_at ? ToUnix(*unexpired_at) : kMinInt64);
+    st.BindText(3, page.after);
+    st.BindInt(4, page.limit + 1);
+    return QueryPage<RevokedEntry>(st, page.limit, &ReadRevokedEntry,
+                                   [](const RevokedEntry& e) { return e.serial; });
   }
 
   // ---- revocation events and CRL numbers ----
@@ -1117,6 +1143,45 @@ class SqliteTransaction final : public Transaction {
     return QueryPage<Certificate>(st, page.limit, &ReadCertificate, &CertCursor);
   }
 
+  // The rows of InsertCertificate, `certificates` first (certificate_blobs references it).
+  Status InsertCertificateRows(const Certificate& c) {
+    {
+      E2EID_TRY(st, c_.Prepare("INSERT INTO certificates (" E2EID_CERT_ROW_COLS
+                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+                               "?14)",
+                               "InsertCertificate " + Quoted(c.serial)));
+      st.BindText(1, c.serial);
+      st.BindText(2, c.issuer_id);
+      st.BindOptText(3, c.account_id);
+      st.BindOptText(4, c.order_id);
+      st.BindText(5, c.user_id);
+      st.BindOptText(6, c.device_id);
+      st.BindText(7, c.spki_sha256);
+      st.BindTime(8, c.not_before);
+      st.BindTime(9, c.not_after);
+      st.BindTime(10, c.issued_at);
+      st.BindText(11, ToString(c.status));
+      st.BindOptTime(12, c.revoked_at);
+      st.BindOptInt(
+          13, c.revocation_reason ? std::optional<int64_t>(*c.revocation_reason) : std::nullopt);
+      st.BindOptText(14, c.revocation_comment);
+      E2EID_CHECK_OK(st.Run());
+    }
+    E2EID_TRY(st, c_.Prepare("INSERT INTO certificate_blobs (serial, der, chain_pem) VALUES "
+                             "(?1, ?2, ?3)",
+                             "InsertCertificate " + Quoted(c.serial) + " (DER and chain)"));
+    st.BindText(1, c.serial);
+    st.BindBlob(2, c.der);
+    st.BindText(3, c.chain_pem);
+    return st.Run();
+  }
+
+  // Runs a constant statement without parameters through the statement cache.
+  Status RunConstant(const char* sql, const char* context) {
+    E2EID_TRY(st, c_.Prepare(sql, context));
+    return st.Run();
+  }
+
   Connection& c_;
   const bool read_only_;
 };
@@ -1179,7 +1244,9 @@ Status CreateDatabaseFile(const std::string& path) {
 #undef E2EID_ORDER_COLS
 #undef E2EID_AUTHZ_COLS
 #undef E2EID_CHALLENGE_COLS
-#undef E2EID_CERT_COLS
+#undef E2EID_CERT_ROW_COLS
+#undef E2EID_CERT_SELECT
+#undef E2EID_CRL_ENTRY_COLS
 #undef E2EID_DEVICE_COLS
 #undef E2EID_USER_COLS
 #undef E2EID_REVOCATION_EVENT_COLS
@@ -1193,6 +1260,8 @@ Status CreateDatabaseFile(const std::string& path) {
 struct SqliteStore::Impl {
   SqliteOptions options;
   bool memory = false;
+  MemoryNonces nonces;
+  bool writer_relaxed = false;  // the writer runs with synchronous = NORMAL; guarded by writer_mu
 
   std::mutex writer_mu;  // guards writer (and, for ":memory:", all access)
   std::unique_ptr<Connection> writer;
@@ -1234,6 +1303,10 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& opti
   if (options.busy_timeout.count() < 0 || options.busy_timeout.count() > INT_MAX) {
     return Fail(Error::InvalidArgument("store busy_timeout is out of range"));
   }
+  if (options.writer_cache_kib < 1024 || options.writer_cache_kib > 1048576) {
+    return Fail(Error::InvalidArgument("store writer_cache_kib must be 1024..1048576, got " +
+                                       std::to_string(options.writer_cache_kib)));
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->memory = options.path == ":memory:";
@@ -1260,6 +1333,12 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& opti
   E2EID_CHECK_OK(writer->Exec(
       options.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
       "setting synchronous"));
+  {
+    // A negative cache_size is in KiB. A PRAGMA takes no bound parameters: the text is built from
+    // the range-checked integer alone.
+    const std::string pragma = "PRAGMA cache_size = -" + std::to_string(options.writer_cache_kib);
+    E2EID_CHECK_OK(writer->Exec(pragma.c_str(), "setting the writer's page cache size"));
+  }
   if (auto st = sqlite::Migrate(*writer); !st) {
     return Fail(std::move(st).error().Context("migrating " + options.path));
   }
@@ -1281,11 +1360,27 @@ Result<std::unique_ptr<SqliteStore>> OpenSqliteStore(const SqliteOptions& option
 }
 
 Status SqliteStore::InTransaction(const std::function<Status(Transaction&)>& fn) {
+  return RunWrite(fn, /*relaxed=*/false);
+}
+
+Status SqliteStore::InTransactionRelaxed(const std::function<Status(Transaction&)>& fn) {
+  return RunWrite(fn, /*relaxed=*/true);
+}
+
+Status SqliteStore::RunWrite(const std::function<Status(Transaction&)>& fn, bool relaxed) {
   if (ActiveGuard::IsActive(impl_.get())) {
     return Fail(Error::Internal("InTransaction called inside a transaction of the same store"));
   }
   std::lock_guard lock(impl_->writer_mu);
   Connection& c = *impl_->writer;
+  // synchronous is a property of the connection, read at each commit, and cannot change inside a
+  // transaction: it is set before BEGIN to what this transaction needs. A durable transaction
+  // that cannot switch back to FULL fails instead of committing without the flush.
+  if (impl_->options.synchronous_full && !impl_->memory && impl_->writer_relaxed != relaxed) {
+    E2EID_CHECK_OK(c.Exec(relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
+                          "switching synchronous"));
+    impl_->writer_relaxed = relaxed;
+  }
   E2EID_CHECK_OK(c.Exec("BEGIN IMMEDIATE", "starting write transaction"));
   ActiveGuard guard(impl_.get());
   SqliteTransaction tx(c, /*read_only=*/false);
@@ -1304,6 +1399,12 @@ Status SqliteStore::InTransaction(const std::function<Status(Transaction&)>& fn)
     return Fail(Error::Store(commit.error().detail()));
   }
   return Ok();
+}
+
+Status SqliteStore::IssueNonce(const Nonce& n) { return impl_->nonces.Issue(n); }
+
+Status SqliteStore::UseNonce(std::string_view value, TimePoint now) {
+  return impl_->nonces.Use(value, now);
 }
 
 Status SqliteStore::ReadOnly(const std::function<Status(Transaction&)>& fn) {

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
@@ -20,6 +21,8 @@
 #include "core/clock.h"
 #include "core/file.h"
 #include "store/records.h"
+#include "store/sqlite_db.h"
+#include "store/sqlite_schema.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 
@@ -588,6 +591,9 @@ TEST_F(StoreTest, PagingRejectsBadLimitsAndCursors) {
     EXPECT_CODE(tx.ListAuditEvents(bad_cursor), ErrorCode::kInvalidArgument);
     EXPECT_CODE(tx.ListRevokedCertificates(std::nullopt, std::nullopt, bad_cursor),
                 ErrorCode::kInvalidArgument);
+    EXPECT_CODE(tx.ListCrlEntries(std::nullopt, std::nullopt, bad_cursor),
+                ErrorCode::kInvalidArgument);
+    EXPECT_CODE(tx.ListCrlEntries(std::nullopt, std::nullopt, big), ErrorCode::kInvalidArgument);
     PageRequest negative;
     negative.after = "-5";
     EXPECT_CODE(tx.ListRevocationEvents(negative), ErrorCode::kInvalidArgument);
@@ -911,9 +917,279 @@ TEST_F(StoreTest, RevokeByScopeCountsAndIsIdempotent) {
     E2EID_TRY(p2, tx.ListRevokedCertificates("issuer-a", std::nullopt, two));
     EXPECT_EQ(serials(p2), (std::vector<std::string>{"a4", "a5"}));
     EXPECT_TRUE(p2.next.empty());
+
+    // The CRL view: the same rows, only the columns an entry needs.
+    auto entry_serials = [](const Page<RevokedEntry>& p) {
+      std::vector<std::string> out;
+      for (const auto& e : p.items) out.push_back(e.serial);
+      return out;
+    };
+    E2EID_TRY(crl_all, tx.ListCrlEntries(std::nullopt, std::nullopt, PageRequest{}));
+    EXPECT_EQ(entry_serials(crl_all), (std::vector<std::string>{"a1", "a2", "a3", "a4", "a5"}));
+    if (crl_all.items.size() != 5u) return Fail(Error::Internal("expected 5 CRL entries"));
+    EXPECT_EQ(crl_all.items[0].issuer_id, "issuer-a");
+    EXPECT_EQ(crl_all.items[0].not_after, kT0 + seconds(90 * 86400));
+    EXPECT_EQ(crl_all.items[0].revoked_at, r1);
+    EXPECT_EQ(crl_all.items[0].revocation_reason, 1);
+    EXPECT_EQ(crl_all.items[2].issuer_id, "issuer-b");
+    EXPECT_EQ(crl_all.items[2].revoked_at, r1 + seconds(2));
+    EXPECT_EQ(crl_all.items[2].revocation_reason, 4);
+    E2EID_TRY(crl_b, tx.ListCrlEntries("issuer-b", std::nullopt, PageRequest{}));
+    EXPECT_EQ(entry_serials(crl_b), (std::vector<std::string>{"a3"}));
+    E2EID_TRY(crl_unexpired,
+              tx.ListCrlEntries(std::nullopt, kT0 + seconds(90 * 86400 + 1), PageRequest{}));
+    EXPECT_EQ(entry_serials(crl_unexpired), (std::vector<std::string>{"a2", "a3", "a4", "a5"}));
+    PageRequest crl_two;
+    crl_two.limit = 2;
+    E2EID_TRY(c1, tx.ListCrlEntries("issuer-a", std::nullopt, crl_two));
+    EXPECT_EQ(entry_serials(c1), (std::vector<std::string>{"a1", "a2"}));
+    EXPECT_EQ(c1.next, "a2");
+    crl_two.after = c1.next;
+    E2EID_TRY(c2, tx.ListCrlEntries("issuer-a", std::nullopt, crl_two));
+    EXPECT_EQ(entry_serials(c2), (std::vector<std::string>{"a4", "a5"}));
+    EXPECT_TRUE(c2.next.empty());
     return Ok();
   });
   EXPECT_TRUE(st) << st.error().ToString();
+}
+
+TEST_F(StoreTest, CrlEntriesOfAnIssuerIncludeThoseWithoutAnIssuer) {
+  ASSERT_TRUE(Tx([](Transaction& tx) -> Status {
+    for (const auto& [serial, issuer] : {std::pair<const char*, const char*>{"b1", "issuer-a"},
+                                         {"b2", ""},
+                                         {"b3", "issuer-b"},
+                                         {"b4", "issuer-a"}}) {
+      E2EID_CHECK_OK(tx.ReserveSerial(serial, kT0));
+      E2EID_CHECK_OK(tx.InsertCertificate(MakeCert(serial, "u", "d", "k", kT0, issuer)));
+    }
+    E2EID_TRY(n, tx.RevokeCertificates({RevocationScopeKind::kUser, "u"}, 0, "", kT0));
+    EXPECT_EQ(n, 4);
+    return Ok();
+  }));
+  auto st = Ro([](Transaction& tx) -> Status {
+    std::vector<std::string> got;
+    E2EID_TRY(a, tx.ListCrlEntries("issuer-a", std::nullopt, PageRequest{}));
+    for (const auto& e : a.items) got.push_back(e.serial + "/" + e.issuer_id);
+    EXPECT_EQ(got, (std::vector<std::string>{"b1/issuer-a", "b2/", "b4/issuer-a"}));
+    return Ok();
+  });
+  EXPECT_TRUE(st) << st.error().ToString();
+}
+
+// ---- schema upgrades --------------------------------------------------------------------------
+
+// A certificate as schema version 1 stored it, written with SQL of that version.
+struct V1Cert {
+  std::string serial;
+  std::string issuer;
+  std::optional<std::string> account;
+  std::optional<std::string> device;
+  int64_t issued;
+  Bytes der;
+  std::string chain;
+  std::optional<int64_t> revoked_at;  // revoked when set
+  int64_t reason = 0;
+  std::optional<std::string> comment;
+};
+
+class StoreUpgradeTest : public StoreTest {
+ protected:
+  // Replaces the store's file with a database at schema version 1 holding `certs` (and an
+  // account, a user and an audit event), written with version 1's own columns.
+  void CreateVersion1Database(const std::vector<V1Cert>& certs) {
+    store_.reset();
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
+    auto conn = sqlite::Connection::Open(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 5000);
+    ASSERT_TRUE(conn) << conn.error().ToString();
+    ASSERT_TRUE(sqlite::MigrateTo(**conn, 1));
+    ASSERT_EQ((*conn)->QueryText("PRAGMA user_version", "version").value_or(""), "1");
+    auto fill = [&]() -> Status {
+      E2EID_CHECK_OK((*conn)->Exec("BEGIN", "v1 transaction"));
+      E2EID_CHECK_OK((*conn)->Exec(
+          "INSERT INTO accounts VALUES ('acct', 'thumb', '{}', 'valid', '[]', 1, NULL);"
+          "INSERT INTO users VALUES ('u1', 'h', 'n', 'active', 1, 1);"
+          "INSERT INTO audit_events (at, actor, action, target, source, outcome, details) "
+          "VALUES (1, 'cli', 'ca.init', '', 'cli', 'success', '{}');",
+          "v1 rows"));
+      for (const auto& c : certs) {
+        E2EID_TRY(serial, (*conn)->Prepare("INSERT INTO serials VALUES (?1, 0)", "v1 serial"));
+        serial.BindText(1, c.serial);
+        E2EID_CHECK_OK(serial.Run());
+        E2EID_TRY(st, (*conn)->Prepare(
+                          "INSERT INTO certificates (serial, issuer_id, account_id, order_id, "
+                          "user_id, device_id, spki_sha256, not_before, not_after, issued_at, der, "
+                          "chain_pem, status, revoked_at, revocation_reason, revocation_comment) "
+                          "VALUES (?1, ?2, ?3, NULL, 'u1', ?4, 'spki', ?5, ?6, ?5, ?7, ?8, ?9, "
+                          "?10, ?11, ?12)",
+                          "v1 certificate"));
+        st.BindText(1, c.serial);
+        st.BindText(2, c.issuer);
+        st.BindOptText(3, c.account);
+        st.BindOptText(4, c.device);
+        st.BindInt(5, c.issued);
+        st.BindInt(6, c.issued + 86400);
+        st.BindBlob(7, c.der);
+        st.BindText(8, c.chain);
+        st.BindText(9, c.revoked_at ? "revoked" : "good");
+        st.BindOptInt(10, c.revoked_at);
+        st.BindOptInt(11, c.revoked_at ? std::optional<int64_t>(c.reason) : std::nullopt);
+        st.BindOptText(12, c.comment);
+        E2EID_CHECK_OK(st.Run());
+      }
+      return (*conn)->Exec("COMMIT", "v1 commit");
+    };
+    auto st = fill();
+    ASSERT_TRUE(st) << st.error().ToString();
+  }
+
+  static std::vector<V1Cert> SampleCertificates() {
+    std::vector<V1Cert> certs;
+    for (int i = 0; i < 300; ++i) {
+      V1Cert c;
+      char serial[16];
+      std::snprintf(serial, sizeof serial, "%x", 0x1000 + i * 7);
+      c.serial = serial;
+      c.issuer = i % 10 == 0 ? "" : (i % 3 == 0 ? "issuer-b" : "issuer-a");
+      if (i % 2 == 0) c.account = "acct";
+      if (i % 4 != 0) c.device = "dev-" + std::to_string(i % 5);
+      c.issued = 1'700'000'000 + i;
+      c.der.assign(static_cast<size_t>(600 + i), static_cast<uint8_t>(i));
+      c.der[1] = 0;  // a NUL byte inside the DER
+      c.chain = "-----BEGIN CERTIFICATE-----\n" +
+                std::string(static_cast<size_t>(2000 + i), static_cast<char>('A' + i % 26)) +
+                "\n-----END CERTIFICATE-----\n";
+      if (i % 3 == 1) {
+        c.revoked_at = 1'700'100'000 + i;
+        c.reason = i % 11 == 7 ? 0 : i % 11;
+        if (i % 2 == 1) c.comment = "comment " + std::to_string(i);
+      }
+      certs.push_back(std::move(c));
+    }
+    return certs;
+  }
+};
+
+TEST_F(StoreUpgradeTest, Version1DatabaseUpgradesInPlaceKeepingEveryCertificate) {
+  const std::vector<V1Cert> certs = SampleCertificates();
+  CreateVersion1Database(certs);
+  Reopen();  // SqliteStore::Open migrates
+  auto version = store_->SchemaVersion();
+  ASSERT_TRUE(version);
+  EXPECT_EQ(*version, SqliteStore::LatestSchemaVersion());
+  EXPECT_TRUE(store_->IntegrityCheck());
+  EXPECT_EQ(Count(Table::kCertificates), static_cast<int64_t>(certs.size()));
+  EXPECT_EQ(Count(Table::kSerials), static_cast<int64_t>(certs.size()));
+  EXPECT_EQ(Count(Table::kAccounts), 1);
+  EXPECT_EQ(Count(Table::kUsers), 1);
+  EXPECT_EQ(Count(Table::kAuditEvents), 1);
+
+  auto st = Ro([&](Transaction& tx) -> Status {
+    std::vector<std::string> revoked_serials;
+    for (const auto& c : certs) {
+      E2EID_TRY(got, tx.GetCertificate(c.serial));
+      EXPECT_EQ(got.issuer_id, c.issuer) << c.serial;
+      EXPECT_EQ(got.account_id, c.account) << c.serial;
+      EXPECT_FALSE(got.order_id.has_value());
+      EXPECT_EQ(got.user_id, "u1");
+      EXPECT_EQ(got.device_id, c.device) << c.serial;
+      EXPECT_EQ(got.spki_sha256, "spki");
+      EXPECT_EQ(got.issued_at, FromUnix(c.issued));
+      EXPECT_EQ(got.not_before, FromUnix(c.issued));
+      EXPECT_EQ(got.not_after, FromUnix(c.issued + 86400));
+      EXPECT_EQ(got.der, c.der) << c.serial;
+      EXPECT_EQ(got.chain_pem, c.chain) << c.serial;
+      if (c.revoked_at) {
+        revoked_serials.push_back(c.serial);
+        EXPECT_EQ(got.status, CertificateStatus::kRevoked) << c.serial;
+        EXPECT_EQ(got.revoked_at, std::optional<TimePoint>(FromUnix(*c.revoked_at)));
+        EXPECT_EQ(got.revocation_reason, std::optional<int>(static_cast<int>(c.reason)));
+        EXPECT_EQ(got.revocation_comment, c.comment);
+      } else {
+        EXPECT_EQ(got.status, CertificateStatus::kGood) << c.serial;
+        EXPECT_FALSE(got.revoked_at.has_value());
+      }
+    }
+    std::sort(revoked_serials.begin(), revoked_serials.end());
+    std::vector<std::string> listed;
+    PageRequest page;
+    page.limit = 7;
+    for (;;) {
+      E2EID_TRY(p, tx.ListCrlEntries(std::nullopt, std::nullopt, page));
+      for (const auto& e : p.items) listed.push_back(e.serial);
+      if (p.next.empty()) break;
+      page.after = p.next;
+    }
+    EXPECT_EQ(listed, revoked_serials);
+    E2EID_TRY(by_device, tx.ListCertificatesByDevice("dev-1", PageRequest{}));
+    EXPECT_FALSE(by_device.items.empty());
+    for (const auto& c : by_device.items) EXPECT_FALSE(c.der.empty());
+    return Ok();
+  });
+  EXPECT_TRUE(st) << st.error().ToString();
+
+  // The upgraded database takes new certificates and revocations.
+  ASSERT_TRUE(Tx([](Transaction& tx) -> Status {
+    E2EID_CHECK_OK(tx.ReserveSerial("ffff01", kT0));
+    E2EID_CHECK_OK(tx.InsertCertificate(MakeCert("ffff01", "u1", "dev-1", "spki", kT0)));
+    E2EID_TRY(n, tx.RevokeCertificates({RevocationScopeKind::kUser, "u1"}, 1, "after", kT0));
+    EXPECT_EQ(n, 201);  // 200 good certificates from version 1 and the new one
+    return Ok();
+  }));
+  Reopen();  // idempotent
+  EXPECT_TRUE(store_->IntegrityCheck());
+  EXPECT_EQ(Count(Table::kCertificates), static_cast<int64_t>(certs.size()) + 1);
+
+  // The DER and chain left the certificates table; the version 1 CRL indexes are gone.
+  store_.reset();
+  RawDb raw(path_);
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw.QueryInt("SELECT COUNT(*) FROM pragma_table_info('certificates') WHERE name IN "
+                         "('der', 'chain_pem')"),
+            0);
+  EXPECT_EQ(raw.QueryInt("SELECT COUNT(*) FROM certificate_blobs"),
+            static_cast<int64_t>(certs.size()) + 1);
+  EXPECT_EQ(raw.QueryInt("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
+                         "('certificates_revoked', 'certificates_revoked_by_issuer', "
+                         "'certificates_v1')"),
+            0);
+  EXPECT_EQ(raw.QueryInt("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'certificates_crl'"), 1);
+}
+
+TEST_F(StoreUpgradeTest, FailedUpgradeChangesNothing) {
+  CreateVersion1Database(SampleCertificates());
+  {
+    // A table in the way makes migration 2 fail after it has already rebuilt `certificates`.
+    RawDb raw(path_);
+    ASSERT_TRUE(raw.ok());
+    ASSERT_EQ(raw.Exec("CREATE TABLE certificate_blobs (x INTEGER)"), SQLITE_OK);
+  }
+  store_.reset();
+  SqliteOptions options;
+  options.path = path_;
+  auto s = SqliteStore::Open(options);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), ErrorCode::kStore) << s.error().ToString();
+  RawDb raw(path_);
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.QueryInt("SELECT COUNT(*) FROM certificates WHERE length(der) >= 600 AND "
+                         "length(chain_pem) >= 2000"),
+            300);
+  EXPECT_EQ(raw.QueryInt("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'certificates_v1'"), 0);
+  EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
+}
+
+TEST(StoreSchemaTest, MigrateToRefusesUnknownVersions) {
+  auto conn = sqlite::Connection::Open(":memory:", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 0);
+  ASSERT_TRUE(conn);
+  EXPECT_CODE(sqlite::MigrateTo(**conn, 0), ErrorCode::kInvalidArgument);
+  EXPECT_CODE(sqlite::MigrateTo(**conn, SqliteStore::LatestSchemaVersion() + 1),
+              ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(sqlite::MigrateTo(**conn, 1));
+  EXPECT_TRUE(sqlite::MigrateTo(**conn, 1));  // already there
+  EXPECT_TRUE(sqlite::Migrate(**conn));
+  EXPECT_EQ((*conn)->QueryText("PRAGMA user_version", "v").value_or(""),
+            std::to_string(SqliteStore::LatestSchemaVersion()));
 }
 
 TEST_F(StoreTest, RevocationEventsAndCrlNumbers) {
@@ -1385,7 +1661,7 @@ TEST_F(StoreTest, SigkillInsideATransactionLeavesNoneOrAllOfIt) {
   constexpr int kCerts = 3000;  // ~3 MB of committed rows that the transaction rewrites
   constexpr int kBaselineAudit = 10;
   constexpr int kRows = 20000;
-  constexpr int kSignalAfter = 6000;  // ~6 MB appended: beyond the 2 MB page cache, so pages spill
+  constexpr int kSignalAfter = 6000;  // ~6 MB appended: beyond the 1 MB page cache, so pages spill
   ASSERT_TRUE(Tx([](Transaction& tx) -> Status {
     for (int i = 0; i < kCerts; ++i) {
       char serial[16];
@@ -1410,6 +1686,7 @@ TEST_F(StoreTest, SigkillInsideATransactionLeavesNoneOrAllOfIt) {
     ::close(fds[0]);
     SqliteOptions options;
     options.path = path_;
+    options.writer_cache_kib = 1024;  // the smallest: uncommitted pages must reach the WAL file
     auto s = SqliteStore::Open(options);
     if (!s) ::_exit(2);
     const std::string details = R"({"pad":")" + std::string(1000, 'x') + R"("})";

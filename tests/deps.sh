@@ -11,7 +11,7 @@ E2EID_BUILD_PACKAGES=(
   libsqlite3-dev sqlite3
   nlohmann-json3-dev libcurl4-openssl-dev libcpp-jwt-dev libtomlplusplus-dev
   libgtest-dev googletest
-  curl python3 python3-requests
+  curl python3 python3-requests python3-yaml python3-jsonschema
   clang-format clang-tidy-19
 )
 

@@ -3,11 +3,8 @@
 // the `e2eid enrol` / `e2eid renew` client. Users log in through the provider's own login pages
 // (tests/idp/browser.py acts as the person at the browser); no token is minted out of band.
 // Certificates are checked with the openssl CLI, the store with sqlite3.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -21,37 +18,6 @@ namespace e2eid::testing {
 namespace {
 
 constexpr const char* kDomain = "wire.example.com";
-
-std::string Src(const std::string& rel) { return std::string(E2EID_SOURCE_DIR) + "/" + rel; }
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
-
-// The text after `prefix` up to the end of its line, once it appears in the process log.
-std::string WaitForLine(Process& p, const std::string& prefix,
-                        std::chrono::milliseconds limit = std::chrono::seconds(60)) {
-  if (!p.WaitForLog(prefix, limit)) return "";
-  const std::string log = p.Log();
-  const size_t at = log.find(prefix) + prefix.size();
-  const size_t end = log.find('\n', at);
-  if (end == std::string::npos) {
-    // The line may still be being written.
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    const std::string again = p.Log();
-    return again.substr(at, again.find('\n', at) - at);
-  }
-  return log.substr(at, end - at);
-}
 
 class IdentityE2eTest : public ::testing::Test {
  protected:

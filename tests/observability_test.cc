@@ -2,11 +2,8 @@
 // (tests/idp/server.js as the OpenID provider, tests/idp/browser.py as the person at the browser)
 // and an admin revocation; /readyz follows the identity provider; log lines carry request ids; and
 // `e2eid check-config` accepts the served configuration.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -20,34 +17,6 @@ namespace e2eid::testing {
 namespace {
 
 constexpr const char* kDomain = "wire.example.com";
-
-std::string Src(const std::string& rel) { return std::string(E2EID_SOURCE_DIR) + "/" + rel; }
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
-
-// The rest of the line after `prefix`, once it appears in the process log.
-std::string WaitForLine(Process& p, const std::string& prefix) {
-  if (!p.WaitForLog(prefix, std::chrono::seconds(60))) return "";
-  for (int i = 0; i < 50; ++i) {
-    const std::string log = p.Log();
-    const size_t at = log.find(prefix) + prefix.size();
-    const size_t end = log.find('\n', at);
-    if (end != std::string::npos) return log.substr(at, end - at);
-    p.WaitForLog("\x01never", std::chrono::milliseconds(100));
-  }
-  return "";
-}
 
 // Runs `argv` (enrol or admin login); each login URL it prints is completed by browser.py as
 // `user`. Returns the exit code, -2 when the browser failed.

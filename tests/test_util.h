@@ -1,10 +1,14 @@
-// Helpers shared by e2eid's tests: temporary directories and running external commands (the
-// `openssl` CLI, clients under test). Header-only; test code only.
+// Helpers shared by e2eid's tests: temporary directories, running external commands (the
+// `openssl` CLI, clients under test) and child processes, free loopback ports. Header-only; test
+// code only.
 #ifndef E2EID_TESTS_TEST_UTIL_H_
 #define E2EID_TESTS_TEST_UTIL_H_
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <fcntl.h>
@@ -153,6 +157,43 @@ class Process {
   bool exited_ = false;
   int exit_status_ = 0;
 };
+
+#ifdef E2EID_SOURCE_DIR
+// The path of `rel` in the source tree (e.g. "tests/idp/server.js").
+inline std::string Src(const std::string& rel) { return std::string(E2EID_SOURCE_DIR) + "/" + rel; }
+#endif
+
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice); 0 on failure.
+inline int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// The rest of the line after `prefix` once a complete such line is in the process log; "" when
+// it does not appear within `limit` (or the process exits first).
+inline std::string WaitForLine(Process& p, const std::string& prefix,
+                               std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  if (!p.WaitForLog(prefix, limit)) return "";
+  for (int i = 0; i < 50; ++i) {
+    const std::string log = p.Log();
+    const size_t at = log.find(prefix) + prefix.size();
+    const size_t end = log.find('\n', at);
+    if (end != std::string::npos) return log.substr(at, end - at);
+    p.WaitForLog("\x01never", std::chrono::milliseconds(100));  // the line is being written
+  }
+  return "";
+}
 
 }  // namespace e2eid::testing
 

@@ -2,6 +2,7 @@
 // A Keycloak-like OpenID provider for the e2eid end-to-end tests, built on oidc-provider 8.x.
 //
 //   node tests/idp/server.js --port P --realm NAME [--state FILE] [--test-control]
+//                            [--token-ttl SECONDS]
 //
 // Issuer: http://127.0.0.1:P/realms/NAME with Keycloak's endpoint paths. Prints exactly one line
 // "IDP READY <issuer>" on stdout once it listens (everything else goes to stderr). See README.md
@@ -29,7 +30,8 @@ console.log = (...args) => console.error(...args);
 function usage(message) {
   if (message) process.stderr.write(`server.js: ${message}\n`);
   process.stderr.write(
-    'usage: node server.js --port P --realm NAME [--state FILE] [--test-control]\n',
+    'usage: node server.js --port P --realm NAME [--state FILE] [--test-control]'
+      + ' [--token-ttl SECONDS]\n',
   );
   process.exit(2);
 }
@@ -42,6 +44,7 @@ try {
       realm: { type: 'string', default: 'e2eid' },
       state: { type: 'string' },
       'test-control': { type: 'boolean', default: false },
+      'token-ttl': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -334,6 +337,21 @@ const CLIENTS = CLIENT_IDS.map((clientId) => ({
 }));
 
 const ACCESS_TOKEN_TTL = 300; // Keycloak's default access token lifespan
+const MAX_TOKEN_TTL = 86400;
+
+function parseTtl(value) {
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 1 && n <= MAX_TOKEN_TTL ? n : undefined;
+}
+
+// Lifetime of access and ID tokens: --token-ttl, or POST /test/ttl?seconds=N at run time (the
+// expired-token tests shorten it for one login).
+let defaultTokenTtl = ACCESS_TOKEN_TTL;
+if (args['token-ttl'] !== undefined) {
+  defaultTokenTtl = parseTtl(args['token-ttl']);
+  if (defaultTokenTtl === undefined) usage(`invalid --token-ttl ${args['token-ttl']}`);
+}
+let tokenTtl = defaultTokenTtl;
 const DPOP_ALGS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'];
 
 function escapeHtml(value) {
@@ -452,7 +470,7 @@ function buildProvider(issuer) {
           return {
             scope: 'openid profile email roles offline_access',
             audience: resourceIndicator === accountResource ? 'account' : resourceIndicator,
-            accessTokenTTL: ACCESS_TOKEN_TTL,
+            accessTokenTTL: tokenTtl,
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: 'RS256' } },
           };
@@ -482,13 +500,13 @@ function buildProvider(issuer) {
       claim_types_supported: ['normal'],
     },
     ttl: {
-      AccessToken: ACCESS_TOKEN_TTL,
+      AccessToken: () => tokenTtl,
       AuthorizationCode: 60,
       ClientCredentials: ACCESS_TOKEN_TTL,
       DeviceCode: 600,
       BackchannelAuthenticationRequest: 600,
       Grant: 36000,
-      IdToken: ACCESS_TOKEN_TTL,
+      IdToken: () => tokenTtl,
       Interaction: 1800,
       RefreshToken: 1800,
       Session: 36000,
@@ -886,6 +904,16 @@ async function handleTestControl(state, req, res, url) {
     saveState(state.issuer);
     process.stderr.write(`idp: rotated signing key, new kid ${key.kid}, drop_old=${dropOld}\n`);
     return sendJson(res, 200, { kid: key.kid, kids: signingKeys.map((k) => k.kid) });
+  }
+  if (req.method === 'POST' && parts.length === 2 && parts[1] === 'ttl') {
+    const requested = url.searchParams.get('seconds');
+    const ttl = requested === null ? defaultTokenTtl : parseTtl(requested);
+    if (ttl === undefined) {
+      return sendJson(res, 400, { error: `seconds must be 1 to ${MAX_TOKEN_TTL}` });
+    }
+    tokenTtl = ttl;
+    process.stderr.write(`idp: access and ID tokens now live ${ttl} s\n`);
+    return sendJson(res, 200, { seconds: ttl });
   }
   if (req.method === 'GET' && parts.length === 2 && parts[1] === 'users') {
     return sendJson(res, 200, USERS.map(publicUser));
