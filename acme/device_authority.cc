@@ -293,8 +293,9 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
                                      std::string(store::ToString(device->status)) +
                                      " by an administrator"));
       }
+      // The registry keeps the key of the device's last issued certificate (written at
+      // issuance): a token request, which may never lead to a certificate, does not change it.
       device->last_seen = now;
-      device->key_thumbprint = thumbprint;
       device->display_name = *display_name;
       device->handle = *username;
       return tx.UpdateDevice(*device);

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "acme/device_authority.h"
 #include "acme/engine.h"
@@ -467,6 +468,120 @@ TEST_F(WireFlowTest, EnrolsADeviceWithWireShapedCertificate) {
     EXPECT_NE(ch.validation_claims->find(std::string(kAliceUuid)), std::string::npos);
     return Ok();
   }));
+}
+
+// The answers have the shapes of Wire's published captured session (wireapp/rusty-jwt-tools
+// e2e-identity/README.md, summarised in shared/reference/wire-e2ei-protocol.md), so a Wire client
+// parses them: the order, one challenge per authorization with `target`, the DPoP header
+// base64-encoded once more, `Link: rel="up"` on challenge answers, a PEM chain of leaf,
+// intermediate and root, and the leaf's template.
+TEST_F(WireFlowTest, AnswersHaveTheShapesOfWiresCapturedSession) {
+  Device d = NewDevice(alice_);
+  HttpResponse order = NewOrder(d, Identifiers(d));
+  ASSERT_EQ(order.status, 201) << order.body;
+  const Json o = Body(order);
+  std::set<std::string> order_keys;
+  for (const auto& [k, v] : o.items()) order_keys.insert(k);
+  EXPECT_EQ(order_keys, (std::set<std::string>{"status", "expires", "identifiers", "authorizations",
+                                               "finalize"}));
+  EXPECT_EQ(o["status"], "pending");
+  ASSERT_EQ(o["identifiers"].size(), 2u);
+  for (const auto& id : o["identifiers"]) {
+    ASSERT_TRUE(id["value"].is_string());  // a JSON object serialised into a string
+    auto value = ParseJson(id["value"].get<std::string>(), "identifier value");
+    ASSERT_TRUE(value && value->is_object());
+    EXPECT_EQ((*value)["domain"], kDomain);
+    EXPECT_EQ((*value).contains("client-id"), id["type"] == "wireapp-device");
+  }
+  ASSERT_EQ(o["authorizations"].size(), 2u);
+  std::set<std::string> pairs;
+  for (const auto& url : o["authorizations"]) {
+    const Json a = Body(Post(d.account_key, PathOf(url), "", d.kid));
+    std::set<std::string> keys;
+    for (const auto& [k, v] : a.items()) keys.insert(k);
+    EXPECT_EQ(keys, (std::set<std::string>{"identifier", "status", "expires", "challenges"}));
+    ASSERT_EQ(a["challenges"].size(), 1u);
+    const Json& ch = a["challenges"][0];
+    std::set<std::string> ch_keys;
+    for (const auto& [k, v] : ch.items()) ch_keys.insert(k);
+    EXPECT_EQ(ch_keys, (std::set<std::string>{"type", "url", "status", "token", "target"}));
+    pairs.insert(a["identifier"]["type"].get<std::string>() + "/" + ch["type"].get<std::string>());
+  }
+  EXPECT_EQ(pairs,
+            (std::set<std::string>{"wireapp-user/wire-oidc-01", "wireapp-device/wire-dpop-01"}));
+  EXPECT_TRUE(d.dpop_target.ends_with("/clients/" + d.device_id + "/access-token"))
+      << d.dpop_target;
+
+  // Device leg with the DPoP header base64-encoded once more, as Wire clients send it.
+  const std::string nonce = AuthorityNonce(d);
+  const std::string proof = Proof(d, d.account_key, nonce);
+  HttpResponse at = AccessToken(d, Base64Encode(AsBytes(proof)), UserAccessToken(d.person));
+  ASSERT_EQ(at.status, 200) << at.body;
+  const Json token = Body(at);
+  std::set<std::string> token_keys;
+  for (const auto& [k, v] : token.items()) token_keys.insert(k);
+  EXPECT_EQ(token_keys, (std::set<std::string>{"expires_in", "token", "type"}));
+  HttpResponse dr = PostChallenge(d, d.dpop_path, {{"access_token", token["token"]}});
+  ASSERT_EQ(dr.status, 200) << dr.body;
+  EXPECT_EQ(Body(dr)["status"], "valid");
+  bool up = false;
+  for (const auto& [name, value] : dr.headers) {
+    if (name == "Link" && value.ends_with(">;rel=\"up\"")) up = true;
+  }
+  EXPECT_TRUE(up) << "challenge answers carry Link rel=\"up\"";
+  HttpResponse orr = PostChallenge(d, d.oidc_path, {{"id_token", IdToken(d)}});
+  ASSERT_EQ(orr.status, 200) << orr.body;
+
+  PrivateKey cert_key = NewKey();
+  HttpResponse f = Finalize(d, cert_key);
+  ASSERT_EQ(f.status, 200) << f.body;
+  HttpResponse c = Post(d.account_key, PathOf(Body(f).value("certificate", "")), "", d.kid);
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(c.Header("Content-Type").value_or(""), "application/pem-certificate-chain");
+  size_t certs = 0;
+  for (size_t at_pos = c.body.find("-----BEGIN CERTIFICATE-----"); at_pos != std::string::npos;
+       at_pos = c.body.find("-----BEGIN CERTIFICATE-----", at_pos + 1)) {
+    ++certs;
+  }
+  EXPECT_EQ(certs, 3u) << "leaf, intermediate and root, as in the captured session";
+
+  // The leaf template: keyUsage digitalSignature (critical), SKI, AKI, CRL distribution point,
+  // OCSP in AIA, not a CA.
+  auto leaf = ca::CertificateFromPem(c.body);
+  ASSERT_TRUE(leaf) << leaf.error().ToString();
+  const int ku_at = X509_get_ext_by_NID(leaf->get(), NID_key_usage, -1);
+  ASSERT_GE(ku_at, 0);
+  EXPECT_EQ(X509_EXTENSION_get_critical(X509_get_ext(leaf->get(), ku_at)), 1);
+  EXPECT_EQ(X509_get_key_usage(leaf->get()), static_cast<uint32_t>(KU_DIGITAL_SIGNATURE));
+  EXPECT_NE(X509_get0_subject_key_id(leaf->get()), nullptr);
+  EXPECT_NE(X509_get0_authority_key_id(leaf->get()), nullptr);
+  EXPECT_GE(X509_get_ext_by_NID(leaf->get(), NID_crl_distribution_points, -1), 0);
+  EXPECT_GE(X509_get_ext_by_NID(leaf->get(), NID_info_access, -1), 0);
+  EXPECT_EQ(X509_check_ca(leaf->get()), 0);
+}
+
+// The registry's key of a device is that of its last certificate: a device-authority token request
+// with another account key (which may never lead to a certificate) does not change it.
+TEST_F(WireFlowTest, TokenRequestsDoNotChangeAnEnrolledDevicesKey) {
+  Device d = NewDevice(alice_);
+  Enrol(d);
+  auto key_of_device = [&] {
+    std::string kt;
+    EXPECT_TRUE(store_->ReadOnly([&](store::Transaction& tx) -> Status {
+      E2EID_TRY(device, tx.GetDevice(d.ClientId()));
+      kt = device.key_thumbprint;
+      return Ok();
+    }));
+    return kt;
+  };
+  const std::string enrolled = key_of_device();
+  ASSERT_FALSE(enrolled.empty());
+  EXPECT_NE(enrolled, Thumbprint(d.account_key));  // the certificate's key, not the account's
+
+  Device other = NewDevice(alice_);  // same person and device id, another account key
+  ASSERT_EQ(NewOrder(other, Identifiers(other)).status, 201);
+  EXPECT_FALSE(DeviceToken(other).empty());
+  EXPECT_EQ(key_of_device(), enrolled);
 }
 
 TEST_F(WireFlowTest, SilentRenewalWithDpopBoundAccessToken) {

@@ -154,6 +154,8 @@ struct Device {
   std::string user_id;
   std::string display_name;
   std::string handle;
+  // RFC 7638 thumbprint of the key of the device's last issued certificate; until the first
+  // issuance, of the ACME account key that registered the device with the device authority.
   std::string key_thumbprint;
   DeviceStatus status = DeviceStatus::kActive;
   TimePoint first_seen{};
