@@ -236,8 +236,8 @@ Result<std::string> Engine::NewNonce() const {
   E2EID_CHECK_OK(store_.IssueNonce({value, now + options_.nonce_lifetime}));
   if (purge) {
     // Expired nonces left in the nonces table (a store without its own nonce keeping, or the
-    // device authority's) are purged now and then.
-    E2EID_CHECK_OK(store_.InTransaction([&](Transaction& tx) -> Status {
+    // device authority's) are purged now and then; a purge lost to a power loss is redone.
+    E2EID_CHECK_OK(store_.InTransactionRelaxed([&](Transaction& tx) -> Status {
       E2EID_TRY(purged, tx.PurgeExpiredNonces(now));
       (void)purged;
       return Ok();

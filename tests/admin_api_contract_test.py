@@ -35,7 +35,6 @@ import base64
 import copy
 import hashlib
 import http.client
-import http.server
 import json
 import os
 import re
@@ -47,7 +46,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import uuid
@@ -64,6 +62,10 @@ except ImportError as missing:
     ):
         os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
     raise SystemExit(f"admin_api_contract: {missing} (run tests/deps.sh)") from missing
+
+# The IdP self-test's loopback redirect listener and base64url helper.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "idp"))
+from selftest import Callback, b64u  # noqa: E402
 
 DOMAIN = "wire.example.com"
 ADMIN_CLIENT = "e2eid-admin-cli"
@@ -195,46 +197,10 @@ class Proc:
         return self.p.returncode
 
 
-class Callback:
-    """The loopback listener an RFC 8252 native app opens for the redirect."""
-
-    def __init__(self):
-        self.received = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                parsed = urllib.parse.urlsplit(self.path)
-                if parsed.path == "/callback":
-                    outer.received.append(dict(urllib.parse.parse_qsl(parsed.query)))
-                body = b"login complete\n"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.redirect_uri = f"http://127.0.0.1:{self.server.server_address[1]}/callback"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def b64u(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def browser(source, url, user, password):

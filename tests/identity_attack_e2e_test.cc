@@ -63,51 +63,22 @@ struct Suite {
   std::string ok;         // empty when the set-up worked, else what failed
 
   void Start() {
-    idp = std::make_unique<Process>(
-        std::vector<std::string>{"/usr/bin/env", "node", Src("tests/idp/server.js"), "--port",
-                                 std::to_string(FreePort()), "--realm", "e2eid", "--test-control"},
-        dir / "idp.log");
-    issuer = WaitForLine(*idp, "IDP READY ");
+    issuer = StartTestIdp(&idp, dir / "idp.log", "e2eid", /*test_control=*/true);
     if (issuer.empty()) {
       ok = "the identity provider did not start: " + idp->Log();
       return;
     }
-    auto init = RunCommand(std::string(E2EID_BINARY) + " init --dir " + ShellQuote(dir / "ca") +
-                           " --domain " + kDomain + " --no-name-constraints");
-    if (init.exit_code != 0) {
-      ok = "init failed: " + init.output;
-      return;
-    }
-    const int port = FreePort();
-    const std::string config = dir / "e2eid.toml";
     // A small leeway, so that a token of the shortened IdP lifetime expires within seconds.
-    std::ofstream(config) << "[server]\nlisten = \"127.0.0.1:" << port << "\"\n"
-                          << "[ca]\ndir = \"ca\"\n[store]\npath = \"e2eid.db\"\n"
-                          << "[validity]\ndefault = \"24h\"\nmax = \"7d\"\n"
-                          << "[identity]\ndomain = \"" << kDomain << "\"\n"
-                          << "oidc_issuer = \"" << issuer << "\"\n"
-                          << "oidc_client_id = \"e2eid-device\"\n"
-                          << "leeway = \"1s\"\n"
-                          << "max_devices_per_user = 5\n"
-                          << "[admin]\nclient_id = \"e2eid-admin-cli\"\n";
-    server = std::make_unique<Process>(
-        std::vector<std::string>{E2EID_BINARY, "serve", "--config", config}, dir / "serve.log");
-    if (!server->WaitForLog("e2eid is serving")) {
-      ok = "e2eid serve did not start: " + server->Log();
-      return;
-    }
-    base = "https://localhost:" + std::to_string(port);
+    base = StartIdentityServer(dir, kDomain, issuer, "leeway = \"1s\"\nmax_devices_per_user = 5\n",
+                               &server, &ok);
+    if (base.empty()) return;
     directory = base + "/acme/directory";
   }
 
   // A second realm with its own keys: a foreign issuer (started on first use).
   const std::string& OtherIssuer() {
     if (other_idp) return other_issuer;
-    other_idp = std::make_unique<Process>(
-        std::vector<std::string>{"/usr/bin/env", "node", Src("tests/idp/server.js"), "--port",
-                                 std::to_string(FreePort()), "--realm", "other"},
-        dir / "other-idp.log");
-    other_issuer = WaitForLine(*other_idp, "IDP READY ");
+    other_issuer = StartTestIdp(&other_idp, dir / "other-idp.log", "other");
     return other_issuer;
   }
 };

@@ -42,48 +42,18 @@ class IdentityE2eTest : public ::testing::Test {
     std::string ok;    // empty when the set-up worked, else what failed
 
     void Start() {
-      const int idp_port = FreePort();
-      idp = std::make_unique<Process>(
-          std::vector<std::string>{"/usr/bin/env", "node", Src("tests/idp/server.js"), "--port",
-                                   std::to_string(idp_port), "--realm", "e2eid", "--test-control"},
-          dir / "idp.log");
-      issuer = WaitForLine(*idp, "IDP READY ");
+      issuer = StartTestIdp(&idp, dir / "idp.log", "e2eid", /*test_control=*/true);
       if (issuer.empty()) {
         ok = "the identity provider did not start: " + idp->Log();
         return;
       }
-      other_idp = std::make_unique<Process>(
-          std::vector<std::string>{"/usr/bin/env", "node", Src("tests/idp/server.js"), "--port",
-                                   std::to_string(FreePort()), "--realm", "other"},
-          dir / "other-idp.log");
-      other_issuer = WaitForLine(*other_idp, "IDP READY ");
+      other_issuer = StartTestIdp(&other_idp, dir / "other-idp.log", "other");
       if (other_issuer.empty()) {
         ok = "the second identity provider did not start: " + other_idp->Log();
         return;
       }
-      auto init = RunCommand(std::string(E2EID_BINARY) + " init --dir " + ShellQuote(dir / "ca") +
-                             " --domain " + kDomain + " --no-name-constraints");
-      if (init.exit_code != 0) {
-        ok = "init failed: " + init.output;
-        return;
-      }
-      const int port = FreePort();
-      const std::string config = dir / "e2eid.toml";
-      std::ofstream(config) << "[server]\nlisten = \"127.0.0.1:" << port << "\"\n"
-                            << "[ca]\ndir = \"ca\"\n[store]\npath = \"e2eid.db\"\n"
-                            << "[validity]\ndefault = \"24h\"\nmax = \"7d\"\n"
-                            << "[identity]\ndomain = \"" << kDomain << "\"\n"
-                            << "oidc_issuer = \"" << issuer << "\"\n"
-                            << "oidc_client_id = \"e2eid-device\"\n"
-                            << "max_devices_per_user = 5\n"
-                            << "[admin]\nclient_id = \"e2eid-admin-cli\"\n";
-      server = std::make_unique<Process>(
-          std::vector<std::string>{E2EID_BINARY, "serve", "--config", config}, dir / "serve.log");
-      if (!server->WaitForLog("e2eid is serving")) {
-        ok = "e2eid serve did not start: " + server->Log();
-        return;
-      }
-      base = "https://localhost:" + std::to_string(port);
+      base = StartIdentityServer(dir, kDomain, issuer, "max_devices_per_user = 5\n", &server, &ok);
+      if (base.empty()) return;
       directory = base + "/acme/directory";
     }
   };

@@ -70,28 +70,12 @@ double Sample(const std::string& metrics, const std::string& series) {
 class ObservabilityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const int idp_port = FreePort();
-    idp_ = std::make_unique<Process>(
-        std::vector<std::string>{"/usr/bin/env", "node", Src("tests/idp/server.js"), "--port",
-                                 std::to_string(idp_port), "--realm", "e2eid"},
-        dir_ / "idp.log");
-    issuer_ = WaitForLine(*idp_, "IDP READY ");
+    issuer_ = StartTestIdp(&idp_, dir_ / "idp.log", "e2eid");
     ASSERT_FALSE(issuer_.empty()) << idp_->Log();
-    auto init = RunCommand(std::string(E2EID_BINARY) + " init --dir " + ShellQuote(dir_ / "ca") +
-                           " --domain " + kDomain + " --no-name-constraints");
-    ASSERT_EQ(init.exit_code, 0) << init.output;
-    const int port = FreePort();
+    std::string error;
+    base_ = StartIdentityServer(dir_, kDomain, issuer_, "", &server_, &error);
+    ASSERT_FALSE(base_.empty()) << error;
     config_ = dir_ / "e2eid.toml";
-    std::ofstream(config_) << "[server]\nlisten = \"127.0.0.1:" << port << "\"\n"
-                           << "[ca]\ndir = \"ca\"\n[store]\npath = \"e2eid.db\"\n"
-                           << "[identity]\ndomain = \"" << kDomain << "\"\n"
-                           << "oidc_issuer = \"" << issuer_ << "\"\n"
-                           << "oidc_client_id = \"e2eid-device\"\n"
-                           << "[admin]\nclient_id = \"e2eid-admin-cli\"\n";
-    server_ = std::make_unique<Process>(
-        std::vector<std::string>{E2EID_BINARY, "serve", "--config", config_}, dir_ / "serve.log");
-    ASSERT_TRUE(server_->WaitForLog("e2eid is serving")) << server_->Log();
-    base_ = "https://localhost:" + std::to_string(port);
   }
 
   // curl against the service; "-w" appends the status code after a newline.

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -194,6 +195,52 @@ inline std::string WaitForLine(Process& p, const std::string& prefix,
   }
   return "";
 }
+
+#if defined(E2EID_SOURCE_DIR) && defined(E2EID_BINARY)
+// The test identity provider (tests/idp/server.js, a Keycloak-like realm `realm`) on a free port;
+// *idp owns the process, which logs to `log`. Returns the issuer URL; "" when it did not start
+// (its log says why).
+inline std::string StartTestIdp(std::unique_ptr<Process>* idp, const std::string& log,
+                                const std::string& realm, bool test_control = false) {
+  std::vector<std::string> argv = {
+      "/usr/bin/env", "node", Src("tests/idp/server.js"), "--port", std::to_string(FreePort()),
+      "--realm",      realm};
+  if (test_control) argv.push_back("--test-control");
+  *idp = std::make_unique<Process>(argv, log);
+  return WaitForLine(**idp, "IDP READY ");
+}
+
+// `e2eid init` for `domain` in dir/ca (no name constraints), then `e2eid serve` with dir/e2eid.toml
+// on a free port: the store dir/e2eid.db, validity 24h (max 7d), [identity] for `issuer` with the
+// client e2eid-device plus the lines `identity_extra`, [admin] with the client e2eid-admin-cli.
+// Returns the base URL https://localhost:PORT with *server running; "" with *error set otherwise.
+inline std::string StartIdentityServer(const TempDir& dir, const std::string& domain,
+                                       const std::string& issuer, const std::string& identity_extra,
+                                       std::unique_ptr<Process>* server, std::string* error) {
+  auto init = RunCommand(std::string(E2EID_BINARY) + " init --dir " + ShellQuote(dir / "ca") +
+                         " --domain " + domain + " --no-name-constraints");
+  if (init.exit_code != 0) {
+    *error = "init failed: " + init.output;
+    return "";
+  }
+  const int port = FreePort();
+  const std::string config = dir / "e2eid.toml";
+  std::ofstream(config) << "[server]\nlisten = \"127.0.0.1:" << port << "\"\n"
+                        << "[ca]\ndir = \"ca\"\n[store]\npath = \"e2eid.db\"\n"
+                        << "[validity]\ndefault = \"24h\"\nmax = \"7d\"\n"
+                        << "[identity]\ndomain = \"" << domain << "\"\n"
+                        << "oidc_issuer = \"" << issuer << "\"\n"
+                        << "oidc_client_id = \"e2eid-device\"\n"
+                        << identity_extra << "[admin]\nclient_id = \"e2eid-admin-cli\"\n";
+  *server = std::make_unique<Process>(
+      std::vector<std::string>{E2EID_BINARY, "serve", "--config", config}, dir / "serve.log");
+  if (!(*server)->WaitForLog("e2eid is serving")) {
+    *error = "e2eid serve did not start: " + (*server)->Log();
+    return "";
+  }
+  return "https://localhost:" + std::to_string(port);
+}
+#endif
 
 }  // namespace e2eid::testing
 
