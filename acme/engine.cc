@@ -1032,12 +1032,7 @@ Result<HttpResponse> Engine::DoFinalize(const HttpRequest& request,
   cert.der = issued->der;
   cert.chain_pem = issued->chain_pem;
   cert.status = store::CertificateStatus::kGood;
-  {
-    auto x509 = ca::CertificateFromDer(issued->der);
-    if (x509) {
-      if (auto aki = AuthorityKeyIdOf(x509->get())) cert.issuer_id = HexEncode(*aki);
-    }
-  }
+  cert.issuer_id = issued->issuer_key_id_hex;
   Json body;
   const TimePoint now = clock_.Now();
   cert.issued_at = now;

@@ -1,19 +1,14 @@
 #include "acme/wire.h"
 
-#include <openssl/objects.h>
-#include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include <set>
 
 #include "acme/csr.h"
 #include "core/json.h"
-#include "crypto/openssl.h"
 
 namespace e2eid::acme {
 namespace {
-
-using crypto::ClearOpenSslErrors;
 
 constexpr std::string_view kScheme = "wireapp://";
 constexpr std::string_view kDisplayNameOid = "2.16.840.1.113730.3.1.241";
@@ -213,40 +208,30 @@ Result<WireIdentity> MatchWireIdentifiers(const WireIdentity& user, const WireId
 
 Result<crypto::PublicKey> CheckWireCsr(std::span<const uint8_t> der, const WireIdentity& identity) {
   E2EID_TRY(decoded, DecodeCsr(der));
-  crypto::X509ReqPtr req = std::move(decoded.req);
   crypto::PublicKey key = std::move(decoded.public_key);
   if (key.type() == crypto::KeyType::kRsa) {
     return Fail(BadCsr("device certificates need an Ed25519, P-256, P-384 or P-521 key, not RSA"));
   }
 
   // Subject: O = domain, displayName = name, optionally CN = name; nothing else.
-  X509_NAME* subject = X509_REQ_get_subject_name(req.get());
   bool have_o = false;
   bool have_display = false;
-  for (int i = 0; subject != nullptr && i < X509_NAME_entry_count(subject); ++i) {
-    const X509_NAME_ENTRY* entry = X509_NAME_get_entry(subject, i);
-    const ASN1_OBJECT* object = X509_NAME_ENTRY_get_object(entry);
-    const int nid = OBJ_obj2nid(object);
-    char oid[80];
-    const int oid_len = OBJ_obj2txt(oid, sizeof oid, object, 1);
-    const bool is_display_name =
-        oid_len > 0 && static_cast<size_t>(oid_len) < sizeof oid && kDisplayNameOid == oid;
-    const ASN1_STRING* data = X509_NAME_ENTRY_get_data(entry);
-    if (nid == NID_organizationName) {
-      E2EID_TRY(o, CsrString(data, "organizationName"));
+  for (const auto& attribute : decoded.subject) {
+    if (attribute.oid == kOidOrganizationName) {
+      E2EID_TRY(o, CsrString(attribute.value, "organizationName"));
       if (have_o || o != identity.domain) {
         return Fail(BadCsr("CSR subject O must be the domain '" + identity.domain + "'"));
       }
       have_o = true;
-    } else if (is_display_name) {
-      E2EID_TRY(name, CsrString(data, "displayName"));
+    } else if (attribute.oid == kDisplayNameOid) {
+      E2EID_TRY(name, CsrString(attribute.value, "displayName"));
       if (have_display || name != identity.display_name) {
         return Fail(BadCsr("CSR subject displayName must be the identifier's name '" +
                            identity.display_name + "'"));
       }
       have_display = true;
-    } else if (nid == NID_commonName) {
-      E2EID_TRY(cn, CsrString(data, "commonName"));
+    } else if (attribute.oid == kOidCommonName) {
+      E2EID_TRY(cn, CsrString(attribute.value, "commonName"));
       if (cn != identity.display_name) {
         return Fail(BadCsr("CSR subject CN, when present, must be the identifier's name"));
       }
@@ -260,25 +245,15 @@ Result<crypto::PublicKey> CheckWireCsr(std::span<const uint8_t> der, const WireI
   }
 
   // subjectAltName: exactly the client-id and handle URIs.
-  crypto::X509ExtensionStackPtr exts(X509_REQ_get_extensions(req.get()));
-  ClearOpenSslErrors();
   int san_count = 0;
   std::multiset<std::string> uris;
-  for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts.get()); ++i) {
-    X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts.get(), i);
-    if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) != NID_subject_alt_name) continue;
+  for (const auto& names : decoded.subject_alt_names) {
     if (++san_count > 1) return Fail(BadCsr("CSR requests more than one subjectAltName"));
-    crypto::GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(X509V3_EXT_d2i(ext)));
-    if (!names) {
-      ClearOpenSslErrors();
-      return Fail(BadCsr("CSR subjectAltName cannot be decoded"));
-    }
-    for (int j = 0; j < sk_GENERAL_NAME_num(names.get()); ++j) {
-      const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), j);
-      if (gn->type != GEN_URI) {
+    for (const auto& gn : names) {
+      if (gn.type != GEN_URI) {
         return Fail(BadCsr("CSR subjectAltName holds a name that is not a URI"));
       }
-      E2EID_TRY(text, CsrString(gn->d.uniformResourceIdentifier, "subjectAltName URI"));
+      E2EID_TRY(text, CsrString(gn.text, "subjectAltName URI"));
       uris.insert(std::move(text));
     }
   }

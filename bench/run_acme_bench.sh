@@ -4,11 +4,11 @@
 #
 #   bench/run_acme_bench.sh [--flows N] [--concurrency C] [--timeout S] [--only pebble|e2eid]
 #                           [--skip-build] [--e2eid BIN] [--e2eid-acme-toml FILE]
-#                           [--e2eid-directory-path PATH] [--keep]
+#                           [--e2eid-directory-path PATH] [--keep] [--results DIR]
 #
 # Everything listens on 127.0.0.1 only, on free ports picked at start. Every process the script
 # starts is stopped on exit (trap). Results of the latest run: bench/results/{pebble,e2eid,summary}.json
-# and bench/results/summary.md. See bench/README.md.
+# and bench/results/summary.md (or DIR/...). See bench/README.md.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,6 +40,7 @@ while [[ $# -gt 0 ]]; do
     --e2eid-acme-toml) ACME_TOML_FILE="$2"; shift 2 ;;
     --e2eid-directory-path) E2EID_DIRECTORY_PATH="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --results) RESULTS="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_acme_bench: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -95,7 +96,8 @@ wait_for_url() {  # URL CAFILE PID SECONDS
 
 HTTP01_PORT="$(free_port)"
 mkdir -p "$RESULTS"
-rm -f "$RESULTS/pebble.json" "$RESULTS/e2eid.json" "$RESULTS/summary.json" "$RESULTS/summary.md"
+rm -f "$RESULTS/pebble.json" "$RESULTS/e2eid.json" "$RESULTS/summary.json" "$RESULTS/summary.md" \
+  "$RESULTS/pebble_floor.json" "$RESULTS/e2eid_floor.json"
 
 LOAD_ARGS=(--flows "$FLOWS" --concurrency "$CONCURRENCY" --timeout "$TIMEOUT"
            --http-port "$HTTP01_PORT" --domain-suffix localhost --json)
@@ -106,6 +108,18 @@ cut -d' ' -f1-3 /proc/loadavg > "$WORK/loadavg.start"
 E2EID_STATUS="not run"
 PEBBLE_STATUS="not run"
 FAILED=0
+
+# The cheapest request (GET of the directory on a warm TLS connection) on the same server right
+# after its load run: the per-request floor (bench/request_floor.py). Failures here are reported
+# but do not fail the benchmark.
+run_floor() {  # NAME URL CAFILE PID [--no-openssl]
+  local name="$1" url="$2" ca="$3" pid="$4"; shift 4
+  if ! "$PY" "$BENCH_DIR/request_floor.py" --url "$url" --ca-bundle "$ca" --server-pid "$pid" \
+      --requests 4000 --concurrency "$CONCURRENCY" --label "$name" "$@" \
+      > "$RESULTS/${name}_floor.json"; then
+    log "$name: request floor measurement failed"; rm -f "$RESULTS/${name}_floor.json"
+  fi
+}
 
 # ---- Pebble -------------------------------------------------------------------------------------
 run_pebble() {
@@ -159,6 +173,7 @@ EOF
   "$PY" "$BENCH_DIR/acme_load.py" --directory "$dir" --ca-bundle "$d/root.pem" \
     --server-pid "$pebble_pid" --aux-pid "$dns_pid" --label pebble "${LOAD_ARGS[@]}" \
     > "$RESULTS/pebble.json" || rc=$?
+  run_floor pebble "$dir" "$d/root.pem" "$pebble_pid" --no-openssl
   stop_pid "$pebble_pid"; stop_pid "$dns_pid"
   if [[ $rc -eq 0 ]]; then PEBBLE_STATUS="ok"
   elif [[ -s "$RESULTS/pebble.json" ]]; then PEBBLE_STATUS="errors (exit $rc)"; FAILED=1
@@ -250,6 +265,7 @@ EOF
   local rc=0
   "$PY" "$BENCH_DIR/acme_load.py" --directory "$dir" --ca-bundle "$d/ca/root.pem" \
     --server-pid "$pid" --label e2eid "${LOAD_ARGS[@]}" > "$RESULTS/e2eid.json" || rc=$?
+  run_floor e2eid "$dir" "$d/ca/root.pem" "$pid"
   stop_pid "$pid"
   if [[ $rc -eq 0 ]]; then E2EID_STATUS="ok"
   elif [[ -s "$RESULTS/e2eid.json" ]]; then
@@ -310,11 +326,45 @@ if ratio is not None:
 else:
     missing = [f"{n}: {status[n]}" for n in ("pebble", "e2eid") if status[n] != "ok"]
     ratio_line = f"CPU per issuance, e2eid / Pebble: not measured ({'; '.join(missing)})"
+floors = {}
+for name in ("pebble", "e2eid"):
+    path = os.path.join(results, name + "_floor.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            floors[name] = json.load(f)
+floor_lines = []
+floor = None
+if floors:
+    floor_lines += ["", "Cheapest request (GET of the directory on a warm TLS connection, "
+                    "bench/request_floor.py):", "",
+                    "| server | requests | server CPU s | server CPU us/request |", "|---|---|---|---|"]
+    for name, fl in floors.items():
+        floor_lines.append(f"| {name} | {fl['requests']} | {fl['server_cpu_s']:.2f} "
+                           f"| {fl['server_cpu_us_per_request']:.0f} |")
+    fe = floors.get("e2eid", {})
+    bare = [fl["server_cpu_us_per_request"] for fl in floors.values() if not fl["errors"]]
+    if e and p and bare and fe.get("ecdsa_p256_verify_us"):
+        n = e["http_requests_per_flow"]
+        # Every ACME POST's JWS, the CSR and the leaf: n + 1 verifications and one signature.
+        floor_us = (n * min(bare) + (n + 1) * fe["ecdsa_p256_verify_us"] +
+                    fe["ecdsa_p256_sign_us"])
+        floor = {"requests_per_flow": n, "bare_request_us": min(bare),
+                 "ecdsa_p256_verify_us": fe["ecdsa_p256_verify_us"],
+                 "ecdsa_p256_sign_us": fe["ecdsa_p256_sign_us"],
+                 "floor_ms_per_flow": floor_us / 1000,
+                 "floor_over_pebble": floor_us / 1000 / (p["server_cpu_s_per_flow"] * 1000)}
+        floor_lines += ["", f"Floor of one flow here, before any database, validation or JSON "
+                        f"work: {n:.0f} requests x {min(bare):.0f} us (the cheaper server's bare "
+                        f"request) + {n + 1:.0f} ECDSA P-256 verifications x "
+                        f"{fe['ecdsa_p256_verify_us']:.0f} us + 1 signature x "
+                        f"{fe['ecdsa_p256_sign_us']:.0f} us (openssl speed) = "
+                        f"{floor['floor_ms_per_flow']:.2f} ms = "
+                        f"{floor['floor_over_pebble']:.3f} x Pebble's CPU per issuance."]
 settings = next(iter(runs.values()))["settings"] if runs else {}
 date = time.strftime("%Y-%m-%d %H:%M %Z")
 md = "\n".join([f"ACME http-01 issuance, {date}, e2eid {rev}{' (dirty tree)' if dirty == 'yes' else ''}, "
                 f"{os.cpu_count()} cores, load average {load_start} at start / {load_end} at end", "",
-                *lines, "", ratio_line, ""])
+                *lines, "", ratio_line, *floor_lines, ""])
 print()
 print(md)
 with open(os.path.join(results, "summary.md"), "w") as f:
@@ -327,6 +377,8 @@ summary = {
     "status": status,
     "cpu_per_flow_ratio_e2eid_over_pebble": ratio,
     "target_ratio": 0.1,
+    "floor": floor,
+    "floors": floors,
     "settings": settings,
     "runs": runs,
 }

@@ -62,8 +62,7 @@ Result<crypto::X509Ptr> MakeCaCertificate(const crypto::PrivateKey& subject_key,
   E2EID_TRY(serial, RandomSerial(random));
   E2EID_TRY(pub, subject_key.public_key());
   X509_NAME* issuer_name = issuer_cert != nullptr ? X509_get_subject_name(issuer_cert) : subject;
-  E2EID_CHECK_OK(
-      SetBasics(cert.get(), serial, subject, issuer_name, not_before, not_after, pub.get()));
+  E2EID_CHECK_OK(SetBasics(cert.get(), serial, subject, issuer_name, not_before, not_after, pub));
   const std::string bc = "critical,CA:TRUE,pathlen:" + std::to_string(pathlen);
   E2EID_CHECK_OK(AddConfExtension(cert.get(), issuer_cert, NID_basic_constraints, bc.c_str()));
   E2EID_CHECK_OK(

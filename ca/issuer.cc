@@ -86,7 +86,7 @@ Result<IssuedCertificate> Issuer::Issue(const LeafRequest& request) const {
   crypto::X509Ptr cert(X509_new());
   if (!cert) return Fail(OpenSslError("X509_new"));
   E2EID_CHECK_OK(SetBasics(cert.get(), serial, subject.get(), X509_get_subject_name(issuer),
-                           validity.not_before, validity.not_after, request.public_key->get()));
+                           validity.not_before, validity.not_after, *request.public_key));
   E2EID_CHECK_OK(
       AddProfileExtensions(cert.get(), issuer, request.profile, request.public_key->type()));
   if (has_names) {
@@ -104,6 +104,11 @@ Result<IssuedCertificate> Issuer::Issue(const LeafRequest& request) const {
   E2EID_TRY(der, CertificateToDer(cert.get()));
   E2EID_TRY(pem, CertificateToPem(cert.get()));
   E2EID_TRY(spki, request.public_key->SpkiSha256());
+  // "keyid:always" copied the intermediate's subjectKeyIdentifier into the leaf's AKI.
+  if (const ASN1_OCTET_STRING* skid = X509_get0_subject_key_id(issuer); skid != nullptr) {
+    out.issuer_key_id_hex = HexEncode(std::span<const uint8_t>(
+        ASN1_STRING_get0_data(skid), static_cast<size_t>(ASN1_STRING_length(skid))));
+  }
   out.der = std::move(der);
   out.pem = std::move(pem);
   out.chain_pem = out.pem + ca_.chain_pem();

@@ -62,6 +62,10 @@ struct IssuedCertificate {
   TimePoint not_before;
   TimePoint not_after;
   std::string spki_sha256_hex;
+  // Lowercase hex of the issuer's key identifier: the intermediate's subjectKeyIdentifier, which
+  // is the leaf's authorityKeyIdentifier keyIdentifier (what acme::AuthorityKeyIdOf reads from
+  // the leaf). Empty only when the intermediate has none (then issuance fails anyway).
+  std::string issuer_key_id_hex;
 };
 
 class Issuer {

@@ -1,6 +1,7 @@
 #include "ca/issuer.h"
 
 #include <gtest/gtest.h>
+#include <openssl/sha.h>
 
 #include <mutex>
 #include <set>
@@ -317,6 +318,111 @@ TEST_F(IssuerTest, DisplayNameAttribute) {
   auto name = BuildName({{"O", "example.com"}, {"displayName", "Alice Smith"}});
   ASSERT_TRUE(name) << name.error().ToString();
   EXPECT_EQ(X509_NAME_entry_count(name->get()), 2);
+}
+
+TEST_F(IssuerTest, LeafCarriesTheKeyAndTheIssuerKeyId) {
+  // Every key type, plus a P-256 key kept with a compressed point (the decoder path of FromDer).
+  std::vector<crypto::PublicKey> keys;
+  for (auto type : {crypto::KeyType::kEd25519, crypto::KeyType::kP256, crypto::KeyType::kP384,
+                    crypto::KeyType::kP521, crypto::KeyType::kRsa}) {
+    auto key = crypto::PrivateKey::Generate(type, 2048);
+    ASSERT_TRUE(key);
+    auto pub = key->public_key();
+    ASSERT_TRUE(pub);
+    keys.push_back(std::move(*pub));
+  }
+  {
+    auto key = crypto::PrivateKey::Generate(crypto::KeyType::kP256);
+    ASSERT_TRUE(key);
+    unsigned char* raw = nullptr;
+    EVP_PKEY_set_utf8_string_param(key->get(), "point-format", "compressed");
+    const int len = i2d_PUBKEY(key->get(), &raw);
+    crypto::OpenSslBufferPtr owned(raw);
+    ASSERT_EQ(len, 59);  // compressed
+    auto pub = crypto::PublicKey::FromDer(std::span<const uint8_t>(raw, static_cast<size_t>(len)));
+    ASSERT_TRUE(pub) << pub.error().ToString();
+    keys.push_back(std::move(*pub));
+  }
+  const ASN1_OCTET_STRING* inter_skid = X509_get0_subject_key_id(ca_->intermediate());
+  ASSERT_NE(inter_skid, nullptr);
+  const std::string inter_skid_hex = HexEncode(std::span<const uint8_t>(
+      ASN1_STRING_get0_data(inter_skid), static_cast<size_t>(ASN1_STRING_length(inter_skid))));
+  for (const auto& pub : keys) {
+    SCOPED_TRACE(std::string(crypto::KeyTypeName(pub.type())));
+    LeafRequest r = Request();
+    r.public_key = &pub;
+    r.profile = Profile::kTlsServer;
+    auto cert = issuer_->Issue(r);
+    ASSERT_TRUE(cert) << cert.error().ToString();
+    EXPECT_EQ(cert->issuer_key_id_hex, inter_skid_hex);
+    EXPECT_EQ(cert->spki_sha256_hex, HexEncode(*pub.SpkiSha256()));
+    auto parsed = CertificateFromDer(cert->der);
+    ASSERT_TRUE(parsed);
+    // The leaf's SubjectPublicKeyInfo is the key's DER, and it decodes to the same key.
+    unsigned char* raw = nullptr;
+    const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(parsed->get()), &raw);
+    crypto::OpenSslBufferPtr owned(raw);
+    ASSERT_GT(len, 0);
+    EXPECT_EQ(Bytes(raw, raw + len), *pub.ToDer());
+    EVP_PKEY* leaf_key = X509_get0_pubkey(parsed->get());
+    ASSERT_NE(leaf_key, nullptr);
+    EXPECT_EQ(EVP_PKEY_eq(leaf_key, pub.get()), 1);
+    // AKI = the intermediate's SKI; SKI = SHA-1 of the subjectPublicKey bits (RFC 5280 method 1).
+    const ASN1_OCTET_STRING* aki = X509_get0_authority_key_id(parsed->get());
+    ASSERT_NE(aki, nullptr);
+    EXPECT_EQ(HexEncode(std::span<const uint8_t>(ASN1_STRING_get0_data(aki),
+                                                 static_cast<size_t>(ASN1_STRING_length(aki)))),
+              cert->issuer_key_id_hex);
+    const ASN1_BIT_STRING* bits = X509_get0_pubkey_bitstr(parsed->get());
+    unsigned char sha1[20];
+    ASSERT_NE(
+        SHA1(ASN1_STRING_get0_data(bits), static_cast<size_t>(ASN1_STRING_length(bits)), sha1),
+        nullptr);
+    const ASN1_OCTET_STRING* skid = X509_get0_subject_key_id(parsed->get());
+    ASSERT_NE(skid, nullptr);
+    EXPECT_EQ(
+        Bytes(ASN1_STRING_get0_data(skid), ASN1_STRING_get0_data(skid) + ASN1_STRING_length(skid)),
+        Bytes(sha1, sha1 + 20));
+    auto v = Verify(*cert, "-purpose sslserver");
+    EXPECT_EQ(v.exit_code, 0) << v.output;
+  }
+}
+
+// SetBasics with a PublicKey (cached SPKI) makes the same certificate, byte for byte, as
+// SetBasics with an EVP_PKEY (X509_set_pubkey). Ed25519 signatures are deterministic, so two
+// signed certificates can be compared whole.
+TEST(SetBasicsTest, CachedSpkiMakesTheSameCertificateAsX509SetPubkey) {
+  auto signer = crypto::PrivateKey::Generate(crypto::KeyType::kEd25519);
+  ASSERT_TRUE(signer);
+  auto name = BuildName({{"O", "example.com"}, {"CN", "Test"}});
+  ASSERT_TRUE(name);
+  const uint8_t serial[] = {0x01, 0x02, 0x03};
+  const TimePoint now = FromUnix(1'700'000'000);
+  for (auto type : {crypto::KeyType::kEd25519, crypto::KeyType::kP256, crypto::KeyType::kP384,
+                    crypto::KeyType::kP521, crypto::KeyType::kRsa}) {
+    SCOPED_TRACE(std::string(crypto::KeyTypeName(type)));
+    auto key = crypto::PrivateKey::Generate(type, 2048);
+    ASSERT_TRUE(key);
+    auto pub = key->public_key();
+    ASSERT_TRUE(pub);
+    auto make = [&](bool cached) -> Bytes {
+      crypto::X509Ptr cert(X509_new());
+      EXPECT_TRUE(cert);
+      auto set = cached ? SetBasics(cert.get(), serial, name->get(), name->get(), now,
+                                    now + std::chrono::hours(1), *pub)
+                        : SetBasics(cert.get(), serial, name->get(), name->get(), now,
+                                    now + std::chrono::hours(1), pub->get());
+      EXPECT_TRUE(set) << set.error().ToString();
+      EXPECT_TRUE(AddConfExtension(cert.get(), nullptr, NID_subject_key_identifier, "hash"));
+      EXPECT_TRUE(SignCertificate(cert.get(), *signer));
+      auto der = CertificateToDer(cert.get());
+      EXPECT_TRUE(der);
+      return der ? *der : Bytes();
+    };
+    const Bytes cached = make(true);
+    ASSERT_FALSE(cached.empty());
+    EXPECT_EQ(cached, make(false));
+  }
 }
 
 }  // namespace

@@ -248,9 +248,11 @@ Status AddOcspNoCheck(X509* cert) {
   return AddConfExtension(cert, nullptr, NID_id_pkix_OCSP_noCheck, "");
 }
 
-Status SetBasics(X509* cert, std::span<const uint8_t> serial, X509_NAME* subject,
-                 X509_NAME* issuer_name, TimePoint not_before, TimePoint not_after,
-                 EVP_PKEY* public_key) {
+namespace {
+
+// Everything of SetBasics but the key.
+Status SetBasicsWithoutKey(X509* cert, std::span<const uint8_t> serial, X509_NAME* subject,
+                           X509_NAME* issuer_name, TimePoint not_before, TimePoint not_after) {
   if (X509_set_version(cert, X509_VERSION_3) != 1) return Fail(OpenSslError("X509_set_version"));
   E2EID_TRY(serial_int, crypto::Asn1IntegerFromBytes(serial));
   if (X509_set_serialNumber(cert, serial_int.get()) != 1) {
@@ -264,6 +266,22 @@ Status SetBasics(X509* cert, std::span<const uint8_t> serial, X509_NAME* subject
   if (X509_set1_notBefore(cert, nb.get()) != 1 || X509_set1_notAfter(cert, na.get()) != 1) {
     return Fail(OpenSslError("X509_set1_notBefore/notAfter"));
   }
+  return Ok();
+}
+
+}  // namespace
+
+Status SetBasics(X509* cert, std::span<const uint8_t> serial, X509_NAME* subject,
+                 X509_NAME* issuer_name, TimePoint not_before, TimePoint not_after,
+                 const crypto::PublicKey& public_key) {
+  E2EID_CHECK_OK(SetBasicsWithoutKey(cert, serial, subject, issuer_name, not_before, not_after));
+  return public_key.SetX509Pubkey(X509_get_X509_PUBKEY(cert));
+}
+
+Status SetBasics(X509* cert, std::span<const uint8_t> serial, X509_NAME* subject,
+                 X509_NAME* issuer_name, TimePoint not_before, TimePoint not_after,
+                 EVP_PKEY* public_key) {
+  E2EID_CHECK_OK(SetBasicsWithoutKey(cert, serial, subject, issuer_name, not_before, not_after));
   if (X509_set_pubkey(cert, public_key) != 1) return Fail(OpenSslError("X509_set_pubkey"));
   return Ok();
 }

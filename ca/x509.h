@@ -59,7 +59,16 @@ Status AddAuthorityInfoAccess(X509* cert, std::string_view ocsp_url,
 // id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
 Status AddOcspNoCheck(X509* cert);
 
-// Sets version 3, serial, subject, issuer name, validity and public key.
+// Sets version 3, serial, subject, issuer name, validity and public key. The key is written from
+// its cached SubjectPublicKeyInfo (crypto::PublicKey::SetX509Pubkey), without OpenSSL's
+// encoder/decoder round trip in X509_set_pubkey; the encoded certificate is the same. Until the
+// certificate is encoded and parsed again, X509_get0_pubkey(cert) returns null (the subject key
+// identifier "hash", signing and encoding do not need it).
+Status SetBasics(X509* cert, std::span<const uint8_t> serial, X509_NAME* subject,
+                 X509_NAME* issuer_name, TimePoint not_before, TimePoint not_after,
+                 const crypto::PublicKey& public_key);
+// The same with any EVP_PKEY, through X509_set_pubkey (slower: OpenSSL 3.0 encodes and decodes
+// the key; X509_get0_pubkey(cert) works afterwards). For tests and one-off certificates.
 Status SetBasics(X509* cert, std::span<const uint8_t> serial, X509_NAME* subject,
                  X509_NAME* issuer_name, TimePoint not_before, TimePoint not_after,
                  EVP_PKEY* public_key);

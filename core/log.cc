@@ -66,16 +66,27 @@ void SetLogSink(std::function<void(std::string_view)> sink) {
 
 void Log(LogLevel level, std::string_view msg, const Json& fields) {
   if (static_cast<int>(level) < g_level.load()) return;
-  Json line = Json::object();
-  line["ts"] = NowMillis();
-  line["level"] = LogLevelName(level);
-  line["msg"] = msg;
+  // Written member by member (ts, level, msg, then the fields in key order, skipping fields named
+  // like the first three) instead of copying everything into a new Json object first.
+  std::string text;
+  text.reserve(256);
+  text += "{\"ts\":\"";
+  text += NowMillis();
+  text += "\",\"level\":\"";
+  text += LogLevelName(level);
+  text += "\",\"msg\":";
+  text += DumpJson(Json(msg));
   if (fields.is_object()) {
     for (auto it = fields.begin(); it != fields.end(); ++it) {
-      if (!line.contains(it.key())) line[it.key()] = it.value();
+      const std::string& key = it.key();
+      if (key == "ts" || key == "level" || key == "msg") continue;
+      text += ',';
+      text += DumpJson(Json(key));
+      text += ':';
+      text += DumpJson(it.value());
     }
   }
-  const std::string text = DumpJson(line);
+  text += '}';
   std::lock_guard lock(g_sink_mutex);
   if (Sink()) {
     Sink()(text);

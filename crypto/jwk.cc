@@ -56,17 +56,6 @@ Result<Bytes> GetB64(const Json& jwk, std::string_view member) {
   return std::move(*decoded);
 }
 
-Result<EvpPkeyPtr> FromData(const char* key_type, OSSL_PARAM* params) {
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, nullptr));
-  if (!ctx) return Fail(OpenSslError("EVP_PKEY_CTX_new_from_name"));
-  if (EVP_PKEY_fromdata_init(ctx.get()) != 1) return Fail(OpenSslError("EVP_PKEY_fromdata_init"));
-  EVP_PKEY* raw = nullptr;
-  const int ok = EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params);
-  EvpPkeyPtr pkey(raw);
-  if (ok != 1 || !pkey) return Fail(OpenSslError("EVP_PKEY_fromdata"));
-  return pkey;
-}
-
 Result<PublicKey> EcFromJwk(const Json& jwk) {
   E2EID_TRY(crv, GetString(jwk, "crv", kWhat));
   const Curve* curve = nullptr;
@@ -100,7 +89,7 @@ Result<PublicKey> EcFromJwk(const Json& jwk) {
   }
   OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
   if (!params) return Fail(OpenSslError("OSSL_PARAM_BLD_to_param"));
-  auto pkey = FromData("EC", params.get());
+  auto pkey = PublicKeyFromParams("EC", params.get());
   if (!pkey) {
     // The only input-dependent failure left is a point that does not decode: not on the curve
     // or coordinates not below the field prime.
@@ -151,7 +140,7 @@ Result<PublicKey> RsaFromJwk(const Json& jwk) {
   }
   OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
   if (!params) return Fail(OpenSslError("OSSL_PARAM_BLD_to_param"));
-  E2EID_TRY(pkey, FromData("RSA", params.get()));
+  E2EID_TRY(pkey, PublicKeyFromParams("RSA", params.get()));
   return PublicKey::FromEvpPkey(pkey.get());
 }
 

@@ -8,10 +8,12 @@
 #include <openssl/pkcs12.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <cstring>
 
+#include "crypto/der.h"
 #include "crypto/digest.h"
 
 namespace e2eid::crypto {
@@ -60,11 +62,15 @@ Result<KeyType> CheckEcKey(const EVP_PKEY* pkey) {
     default:
       return Fail(Unsupported("EC curve " + std::string(name)));
   }
-  // Point on the curve, not at infinity, of the right order. Decoding already checks the first
-  // two; this makes the policy independent of how the key was built.
+  // Point on the curve, not at infinity, coordinates in range (SP 800-56A 5.6.2.3.3 steps 1-3).
+  // Decoding already checks most of it; this makes the policy independent of how the key was
+  // built. Step 4 (order * Q = infinity, a full scalar multiplication that OpenSSL 3.0's
+  // EVP_PKEY_public_check always does) is implied here: P-256, P-384 and P-521 have cofactor 1,
+  // so every point on the curve other than infinity has the prime order n. OpenSSL >= 3.1 skips
+  // it for cofactor-1 curves for the same reason.
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, const_cast<EVP_PKEY*>(pkey), nullptr));
   if (!ctx) return Fail(OpenSslError("EVP_PKEY_CTX_new_from_pkey"));
-  if (EVP_PKEY_public_check(ctx.get()) != 1) {
+  if (EVP_PKEY_public_check_quick(ctx.get()) != 1) {
     ClearOpenSslErrors();
     return Fail(Error::BadPublicKey("EC public key is not a valid point on curve " +
                                     std::string(KeyTypeName(type))));
@@ -306,9 +312,281 @@ int PrivateKey::bits() const { return EVP_PKEY_get_bits(pkey_.get()); }
 
 // ---- PublicKey ----
 
+namespace {
+
+// OBJECT IDENTIFIER contents octets.
+constexpr uint8_t kOidEcPublicKey[] = {0x2a, 0x86, 0x48, 0xce,
+                                       0x3d, 0x02, 0x01};  // 1.2.840.10045.2.1
+constexpr uint8_t kOidP256[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};  // prime256v1
+constexpr uint8_t kOidP384[] = {0x2b, 0x81, 0x04, 0x00, 0x22};                    // secp384r1
+constexpr uint8_t kOidP521[] = {0x2b, 0x81, 0x04, 0x00, 0x23};                    // secp521r1
+constexpr uint8_t kOidEd25519[] = {0x2b, 0x65, 0x70};                             // 1.3.101.112
+constexpr uint8_t kOidRsaEncryption[] = {0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                         0x0d, 0x01, 0x01, 0x01};  // 1.2.840.113549.1.1.1
+constexpr uint8_t kDerNull[] = {der::kNull, 0x00};
+constexpr size_t kEd25519KeyBytes = 32;
+
+struct EcCurve {
+  KeyType type;
+  std::span<const uint8_t> oid;
+  const char* group_name;  // OSSL_PKEY_PARAM_GROUP_NAME
+  int nid;
+  size_t field_bytes;
+};
+constexpr EcCurve kEcCurves[] = {
+    {KeyType::kP256, kOidP256, "P-256", NID_X9_62_prime256v1, 32},
+    {KeyType::kP384, kOidP384, "P-384", NID_secp384r1, 48},
+    {KeyType::kP521, kOidP521, "P-521", NID_secp521r1, 66},
+};
+
+bool SameBytes(std::span<const uint8_t> a, std::span<const uint8_t> b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+const EcCurve* CurveByOid(std::span<const uint8_t> oid) {
+  for (const EcCurve& c : kEcCurves) {
+    if (SameBytes(c.oid, oid)) return &c;
+  }
+  return nullptr;
+}
+
+const EcCurve* CurveByType(KeyType type) {
+  for (const EcCurve& c : kEcCurves) {
+    if (c.type == type) return &c;
+  }
+  return nullptr;
+}
+
+// SEQUENCE { SEQUENCE { algorithm, parameters }, BIT STRING key_bits }. `parameters` is a whole
+// DER element, or empty when absent.
+Bytes MakeSpki(std::span<const uint8_t> algorithm, std::span<const uint8_t> parameters,
+               std::span<const uint8_t> key_bits) {
+  Bytes alg;
+  der::AppendElement(alg, der::kOid, algorithm);
+  alg.insert(alg.end(), parameters.begin(), parameters.end());
+  Bytes body;
+  der::AppendElement(body, der::kSequence, alg);
+  der::AppendBitString(body, key_bits);
+  Bytes out;
+  out.reserve(body.size() + 4);
+  der::AppendElement(out, der::kSequence, body);
+  return out;
+}
+
+Bytes EcSpki(const EcCurve& curve, std::span<const uint8_t> point) {
+  Bytes params;
+  der::AppendElement(params, der::kOid, curve.oid);
+  return MakeSpki(kOidEcPublicKey, params, point);
+}
+
+Bytes RsaSpki(std::span<const uint8_t> n, std::span<const uint8_t> e) {
+  Bytes ints;
+  der::AppendUnsignedInteger(ints, n);
+  der::AppendUnsignedInteger(ints, e);
+  Bytes rsa_public_key;
+  der::AppendElement(rsa_public_key, der::kSequence, ints);
+  return MakeSpki(kOidRsaEncryption, kDerNull, rsa_public_key);
+}
+
+// The parts of a SubjectPublicKeyInfo in one of the canonical forms the fast path builds.
+struct SpkiParts {
+  KeyType type = KeyType::kEd25519;
+  const EcCurve* curve = nullptr;     // EC only
+  std::span<const uint8_t> key_bits;  // EC point (04 || x || y) or the raw Ed25519 key
+  std::span<const uint8_t> rsa_n;     // RSA only: minimal magnitudes
+  std::span<const uint8_t> rsa_e;
+};
+
+// Reads `der` when it is exactly one canonical SPKI of the accepted forms; fails (with a
+// detail nobody shows) for anything else, which then goes to OpenSSL's decoder.
+Result<SpkiParts> ParseCanonicalSpki(std::span<const uint8_t> der) {
+  E2EID_TRY(spki, der::ReadExactlyOne(der, der::kSequence, "SubjectPublicKeyInfo"));
+  der::Reader body(spki.contents);
+  E2EID_TRY(alg, body.Next(der::kSequence, "algorithm"));
+  E2EID_TRY(bits_element, body.Next(der::kBitString, "subjectPublicKey"));
+  E2EID_CHECK_OK(body.ExpectEnd("SubjectPublicKeyInfo"));
+  E2EID_TRY(bits, der::BitStringBytes(bits_element, "subjectPublicKey"));
+  der::Reader alg_reader(alg.contents);
+  E2EID_TRY(oid_element, alg_reader.Next(der::kOid, "algorithm"));
+  E2EID_TRY(oid, der::Oid(oid_element, "algorithm"));
+  SpkiParts parts;
+  if (SameBytes(oid, kOidEcPublicKey)) {
+    E2EID_TRY(curve_element, alg_reader.Next(der::kOid, "namedCurve"));
+    E2EID_TRY(curve_oid, der::Oid(curve_element, "namedCurve"));
+    E2EID_CHECK_OK(alg_reader.ExpectEnd("algorithm"));
+    parts.curve = CurveByOid(curve_oid);
+    if (parts.curve == nullptr) return Fail(Error::Malformed("not a fast-path curve"));
+    // Uncompressed points only: that is what i2d_PUBKEY writes for such keys.
+    if (bits.size() != 1 + 2 * parts.curve->field_bytes || bits[0] != 0x04) {
+      return Fail(Error::Malformed("not an uncompressed point"));
+    }
+    parts.type = parts.curve->type;
+    parts.key_bits = bits;
+    return parts;
+  }
+  if (SameBytes(oid, kOidEd25519)) {
+    E2EID_CHECK_OK(alg_reader.ExpectEnd("algorithm"));  // RFC 8410: parameters absent
+    if (bits.size() != kEd25519KeyBytes) return Fail(Error::Malformed("not 32 bytes"));
+    parts.type = KeyType::kEd25519;
+    parts.key_bits = bits;
+    return parts;
+  }
+  if (SameBytes(oid, kOidRsaEncryption)) {
+    E2EID_TRY(null, alg_reader.Next(der::kNull, "parameters"));
+    if (!null.contents.empty()) return Fail(Error::Malformed("NULL with contents"));
+    E2EID_CHECK_OK(alg_reader.ExpectEnd("algorithm"));
+    E2EID_TRY(rsa, der::ReadExactlyOne(bits, der::kSequence, "RSAPublicKey"));
+    der::Reader ints(rsa.contents);
+    E2EID_TRY(n_element, ints.Next(der::kInteger, "modulus"));
+    E2EID_TRY(e_element, ints.Next(der::kInteger, "publicExponent"));
+    E2EID_CHECK_OK(ints.ExpectEnd("RSAPublicKey"));
+    E2EID_TRY(n, der::UnsignedInteger(n_element, "modulus"));
+    E2EID_TRY(e, der::UnsignedInteger(e_element, "publicExponent"));
+    parts.type = KeyType::kRsa;
+    parts.rsa_n = n;
+    parts.rsa_e = e;
+    return parts;
+  }
+  return Fail(Error::Malformed("not a fast-path algorithm"));
+}
+
+// The subjectPublicKey BIT STRING contents of a well-formed SPKI.
+Result<std::span<const uint8_t>> SpkiKeyBits(std::span<const uint8_t> der) {
+  E2EID_TRY(spki, der::ReadExactlyOne(der, der::kSequence, "SubjectPublicKeyInfo"));
+  der::Reader body(spki.contents);
+  E2EID_CHECK_OK(body.Next(der::kSequence, "algorithm"));
+  E2EID_TRY(bits, body.Next(der::kBitString, "subjectPublicKey"));
+  return der::BitStringBytes(bits, "subjectPublicKey");
+}
+
+// Builds the EVP_PKEY of a canonical SPKI. Fails for an EC point that is not on the curve (the
+// EC import decodes the point and checks it) and when OpenSSL fails.
+Result<EvpPkeyPtr> KeyFromParts(const SpkiParts& parts) {
+  switch (parts.type) {
+    case KeyType::kEd25519: {
+      EvpPkeyPtr pkey(EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr,
+                                                     parts.key_bits.data(), parts.key_bits.size()));
+      if (!pkey) return Fail(OpenSslError("EVP_PKEY_new_raw_public_key_ex"));
+      return pkey;
+    }
+    case KeyType::kP256:
+    case KeyType::kP384:
+    case KeyType::kP521: {
+      OSSL_PARAM params[] = {
+          OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                           const_cast<char*>(parts.curve->group_name), 0),
+          OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                            const_cast<uint8_t*>(parts.key_bits.data()),
+                                            parts.key_bits.size()),
+          OSSL_PARAM_construct_end()};
+      return PublicKeyFromParams("EC", params);
+    }
+    case KeyType::kRsa: {
+      BignumPtr n(BN_bin2bn(parts.rsa_n.data(), static_cast<int>(parts.rsa_n.size()), nullptr));
+      BignumPtr e(BN_bin2bn(parts.rsa_e.data(), static_cast<int>(parts.rsa_e.size()), nullptr));
+      if (!n || !e) return Fail(OpenSslError("BN_bin2bn"));
+      OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
+      if (!bld) return Fail(OpenSslError("OSSL_PARAM_BLD_new"));
+      if (OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
+          OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
+        return Fail(OpenSslError("OSSL_PARAM_BLD_push_BN"));
+      }
+      OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
+      if (!params) return Fail(OpenSslError("OSSL_PARAM_BLD_to_param"));
+      return PublicKeyFromParams("RSA", params.get());
+    }
+  }
+  return Fail(Error::Internal("unknown key type"));
+}
+
+// Big-endian magnitude of a BIGNUM parameter. Fails when the key has no such parameter.
+std::optional<Bytes> BnParam(const EVP_PKEY* pkey, const char* name) {
+  BIGNUM* raw = nullptr;
+  const int ok = EVP_PKEY_get_bn_param(pkey, name, &raw);
+  BignumPtr bn(raw);
+  if (ok != 1 || !bn) return std::nullopt;
+  Bytes out(static_cast<size_t>(BN_num_bytes(bn.get())));
+  BN_bn2bin(bn.get(), out.data());
+  return out;
+}
+
+// The canonical SPKI DER of `pkey` built from its public components, when it is one of the forms
+// the fast path handles (an EC key on a named P-256/P-384/P-521 curve whose point is kept in
+// uncompressed form, Ed25519, RSA); nullopt otherwise (the caller then uses i2d_PUBKEY).
+std::optional<Bytes> CanonicalSpkiOf(const EVP_PKEY* pkey) {
+  if (EVP_PKEY_is_a(pkey, "ED25519")) {
+    uint8_t raw[kEd25519KeyBytes];
+    size_t len = sizeof raw;
+    if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != sizeof raw) {
+      return std::nullopt;
+    }
+    return MakeSpki(kOidEd25519, {}, raw);
+  }
+  if (EVP_PKEY_is_a(pkey, "EC")) {
+    char encoding[32] = {};
+    size_t enc_len = 0;
+    if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_ENCODING, encoding,
+                                       sizeof(encoding), &enc_len) == 1 &&
+        std::string_view(encoding, enc_len) != OSSL_PKEY_EC_ENCODING_GROUP) {
+      return std::nullopt;  // explicit parameters: the decoder path refuses them
+    }
+    char name[80] = {};
+    size_t name_len = 0;
+    if (EVP_PKEY_get_group_name(pkey, name, sizeof(name), &name_len) != 1 || name_len == 0) {
+      return std::nullopt;
+    }
+    int nid = OBJ_sn2nid(name);
+    if (nid == NID_undef) nid = EC_curve_nist2nid(name);
+    const EcCurve* curve = nullptr;
+    for (const EcCurve& c : kEcCurves) {
+      if (c.nid == nid) curve = &c;
+    }
+    if (curve == nullptr) return std::nullopt;
+    // i2d_PUBKEY writes the point in the key's conversion form; only "uncompressed" is built here
+    // (OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY returns it uncompressed whatever that form is).
+    char format[32] = {};
+    size_t format_len = 0;
+    if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, format,
+                                       sizeof(format), &format_len) != 1 ||
+        std::string_view(format, format_len) != OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) {
+      return std::nullopt;
+    }
+    uint8_t point[1 + 2 * 66];
+    size_t point_len = 0;
+    if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                        sizeof(point), &point_len) != 1 ||
+        point_len != 1 + 2 * curve->field_bytes || point[0] != 0x04) {
+      return std::nullopt;
+    }
+    return EcSpki(*curve, std::span<const uint8_t>(point, point_len));
+  }
+  if (EVP_PKEY_is_a(pkey, "RSA")) {
+    auto n = BnParam(pkey, OSSL_PKEY_PARAM_RSA_N);
+    auto e = BnParam(pkey, OSSL_PKEY_PARAM_RSA_E);
+    if (!n || !e) return std::nullopt;
+    return RsaSpki(*n, *e);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<PublicKey> PublicKey::FromDer(std::span<const uint8_t> der) {
   if (der.empty()) return Fail(Error::Malformed("public key is empty"));
   if (der.size() > size_t{64} * 1024) return Fail(Error::Malformed("public key is too large"));
+  if (auto parts = ParseCanonicalSpki(der)) {
+    if (auto pkey = KeyFromParts(*parts)) {
+      E2EID_TRY(type, CheckKeyPolicy(pkey->get()));
+      return PublicKey(std::move(*pkey), type, Bytes(der.begin(), der.end()));
+    }
+    // An EC point off the curve, or an OpenSSL failure: the decoder path gives the same answer
+    // (and the same error) as before.
+    ClearOpenSslErrors();
+  }
+  return FromDerWithDecoder(der);
+}
+
+Result<PublicKey> PublicKey::FromDerWithDecoder(std::span<const uint8_t> der) {
   // Parse the SubjectPublicKeyInfo structure first: a structural failure is kMalformed, a key
   // that does not decode inside a well-formed structure (off-curve point, unknown algorithm) is
   // kBadPublicKey.
@@ -337,9 +615,15 @@ Result<PublicKey> PublicKey::FromDer(std::span<const uint8_t> der) {
                                     " does not decode"));
   }
   E2EID_TRY(type, CheckKeyPolicy(borrowed));
+  // The canonical re-encoding (e.g. NULL RSA parameters, the point in the key's own form), as
+  // ToDer() always returned it.
+  unsigned char* raw_der = nullptr;
+  const int len = i2d_PUBKEY(borrowed, &raw_der);
+  OpenSslBufferPtr canonical(raw_der);
+  if (len <= 0) return Fail(OpenSslError("i2d_PUBKEY"));
   if (EVP_PKEY_up_ref(borrowed) != 1) return Fail(OpenSslError("EVP_PKEY_up_ref"));
   EvpPkeyPtr pkey(borrowed);
-  return PublicKey(std::move(pkey), type);
+  return PublicKey(std::move(pkey), type, Bytes(canonical.get(), canonical.get() + len));
 }
 
 Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
@@ -370,6 +654,8 @@ Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
 
 Result<PublicKey> PublicKey::FromEvpPkey(const EVP_PKEY* pkey) {
   if (pkey == nullptr) return Fail(Error::InvalidArgument("public key is missing"));
+  if (auto spki = CanonicalSpkiOf(pkey)) return FromDer(*spki);
+  ClearOpenSslErrors();
   unsigned char* raw = nullptr;
   const int len = i2d_PUBKEY(pkey, &raw);
   OpenSslBufferPtr der(raw);
@@ -377,25 +663,54 @@ Result<PublicKey> PublicKey::FromEvpPkey(const EVP_PKEY* pkey) {
   return FromDer(std::span<const uint8_t>(der.get(), static_cast<size_t>(len)));
 }
 
-Result<Bytes> PublicKey::ToDer() const {
-  unsigned char* raw = nullptr;
-  const int len = i2d_PUBKEY(pkey_.get(), &raw);
-  OpenSslBufferPtr der(raw);
-  if (len <= 0) return Fail(OpenSslError("i2d_PUBKEY"));
-  return Bytes(der.get(), der.get() + len);
-}
-
 Result<std::string> PublicKey::ToPem() const {
   E2EID_TRY(bio, NewMemBio());
-  if (PEM_write_bio_PUBKEY(bio.get(), pkey_.get()) != 1) {
-    return Fail(OpenSslError("PEM_write_bio_PUBKEY"));
+  // What PEM_write_bio_PUBKEY writes, from the cached DER instead of OpenSSL's encoder.
+  if (PEM_write_bio(bio.get(), "PUBLIC KEY", "", spki_.data(), static_cast<long>(spki_.size())) <=
+      0) {
+    return Fail(OpenSslError("PEM_write_bio"));
   }
   return BioToString(bio.get());
 }
 
-Result<Bytes> PublicKey::SpkiSha256() const {
-  E2EID_TRY(der, ToDer());
-  return Sha256(der);
+Result<Bytes> PublicKey::SpkiSha256() const { return Sha256(spki_); }
+
+Status PublicKey::SetX509Pubkey(X509_PUBKEY* out) const {
+  if (out == nullptr) return Fail(Error::InvalidArgument("no X509_PUBKEY given"));
+  // spki_ is well-formed DER (built here or written by i2d_PUBKEY).
+  auto bits = SpkiKeyBits(spki_);
+  if (!bits) return Fail(Error::Internal("cached SPKI does not parse: " + bits.error().detail()));
+
+  // The AlgorithmIdentifier X509_PUBKEY_set writes for these key types.
+  int algorithm = NID_undef;
+  int param_type = V_ASN1_UNDEF;
+  void* param = nullptr;
+  switch (type_) {
+    case KeyType::kEd25519:
+      algorithm = NID_ED25519;  // parameters absent (RFC 8410)
+      break;
+    case KeyType::kP256:
+    case KeyType::kP384:
+    case KeyType::kP521:
+      algorithm = NID_X9_62_id_ecPublicKey;
+      param_type = V_ASN1_OBJECT;
+      param = OBJ_nid2obj(CurveByType(type_)->nid);  // a static object: nothing to free
+      break;
+    case KeyType::kRsa:
+      algorithm = NID_rsaEncryption;
+      param_type = V_ASN1_NULL;
+      break;
+  }
+  // X509_PUBKEY_set0_param takes an OPENSSL_malloc'ed copy of the key bits on success.
+  OpenSslBufferPtr key_bits(static_cast<unsigned char*>(OPENSSL_malloc(bits->size())));
+  if (!key_bits) return Fail(OpenSslError("OPENSSL_malloc"));
+  std::memcpy(key_bits.get(), bits->data(), bits->size());
+  if (X509_PUBKEY_set0_param(out, OBJ_nid2obj(algorithm), param_type, param, key_bits.get(),
+                             static_cast<int>(bits->size())) != 1) {
+    return Fail(OpenSslError("X509_PUBKEY_set0_param"));
+  }
+  static_cast<void>(key_bits.release());  // owned by `out` now
+  return Ok();
 }
 
 bool PublicKey::Equals(const PublicKey& other) const {
@@ -406,7 +721,7 @@ bool PublicKey::Equals(const PublicKey& other) const {
 
 PublicKey PublicKey::Clone() const {
   EVP_PKEY_up_ref(pkey_.get());  // cannot fail: an atomic increment
-  return PublicKey(EvpPkeyPtr(pkey_.get()), type_);
+  return PublicKey(EvpPkeyPtr(pkey_.get()), type_, spki_);
 }
 
 int PublicKey::bits() const { return EVP_PKEY_get_bits(pkey_.get()); }

@@ -115,17 +115,37 @@ class PublicKey {
   // kBadPublicKey per policy (including EC points that are not on the curve).
   static Result<PublicKey> FromPem(std::string_view pem);
   // Parses a DER SubjectPublicKeyInfo; trailing bytes after it are rejected (kMalformed).
+  //
+  // The canonical forms of the accepted key types are read with crypto/der.h and built with
+  // EVP_PKEY_fromdata / EVP_PKEY_new_raw_public_key_ex, without OpenSSL 3.0's decoder framework
+  // (which costs ~150 us per call): EC with a namedCurve P-256/P-384/P-521 and an uncompressed
+  // point (the import refuses points off the curve), Ed25519 without parameters, and
+  // rsaEncryption with NULL parameters and minimal INTEGERs. Every other input (compressed
+  // points, absent RSA parameters, unsupported algorithms, anything malformed) goes through
+  // d2i_X509_PUBKEY as before, so the accepted set and the errors are those of OpenSSL's decoder.
   static Result<PublicKey> FromDer(std::span<const uint8_t> spki_der);
   // Copies the public part of any EVP_PKEY (e.g. X509_REQ_get0_pubkey, X509_get0_pubkey) and
-  // applies the policy. The argument is not consumed. Errors: kInvalidArgument for null,
+  // applies the policy. The argument is not consumed; the result is a new EVP_PKEY holding only
+  // public material. Reads the public components (encoded point, raw Ed25519 key, RSA n and e)
+  // instead of an i2d/d2i round trip where it can. Errors: kInvalidArgument for null,
   // kBadPublicKey per policy, kCrypto when OpenSSL fails.
   static Result<PublicKey> FromEvpPkey(const EVP_PKEY* pkey);
 
-  // DER / PEM SubjectPublicKeyInfo. Errors: kCrypto when OpenSSL fails.
-  Result<Bytes> ToDer() const;
+  // DER / PEM SubjectPublicKeyInfo, as i2d_PUBKEY / PEM_write_bio_PUBKEY write it (the DER is
+  // computed once, when the key is made). Errors: kCrypto when OpenSSL fails (PEM only).
+  Result<Bytes> ToDer() const { return Bytes(spki_.begin(), spki_.end()); }
   Result<std::string> ToPem() const;
+  // The same DER, without a copy; valid as long as this object.
+  std::span<const uint8_t> spki_der() const { return spki_; }
   // SHA-256 of ToDer() (the "SPKI pin", e.g. for key-change detection and logs).
   Result<Bytes> SpkiSha256() const;
+
+  // Sets `out` (e.g. X509_get_X509_PUBKEY(cert) of a certificate being built) to this key, from
+  // the cached DER: the same AlgorithmIdentifier and subjectPublicKey X509_PUBKEY_set writes,
+  // without its encoder/decoder round trip. `out` then holds no decoded EVP_PKEY, so
+  // X509_PUBKEY_get0(out) / X509_get0_pubkey(cert) return null until the structure is encoded
+  // and parsed again. Errors: kCrypto when OpenSSL fails.
+  Status SetX509Pubkey(X509_PUBKEY* out) const;
 
   // True when both hold the same public key (EVP_PKEY_eq).
   bool Equals(const PublicKey& other) const;
@@ -137,10 +157,13 @@ class PublicKey {
   EVP_PKEY* get() const { return pkey_.get(); }  // still owned by this object
 
  private:
-  friend class PrivateKey;
-  PublicKey(EvpPkeyPtr pkey, KeyType type) : pkey_(std::move(pkey)), type_(type) {}
+  PublicKey(EvpPkeyPtr pkey, KeyType type, Bytes spki)
+      : pkey_(std::move(pkey)), type_(type), spki_(std::move(spki)) {}
+  // FromDer through d2i_X509_PUBKEY (OpenSSL's decoder): everything the fast path leaves out.
+  static Result<PublicKey> FromDerWithDecoder(std::span<const uint8_t> spki_der);
   EvpPkeyPtr pkey_;
   KeyType type_;
+  Bytes spki_;  // DER SubjectPublicKeyInfo of pkey_
 };
 
 // Classifies an EVP_PKEY against the policy above (used by the constructors; exposed for code that

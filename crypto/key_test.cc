@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
+
+#include <algorithm>
+
 #include "crypto/digest.h"
 #include "crypto/test_util.h"
 
@@ -11,6 +16,12 @@ namespace {
 using testing::ReadOrEmpty;
 using testing::RunOpenssl;
 using testing::TempDir;
+
+Bytes Concat(const Bytes& a, const Bytes& b) {
+  Bytes out = a;
+  out.insert(out.end(), b.begin(), b.end());
+  return out;
+}
 
 constexpr KeyType kAllTypes[] = {KeyType::kEd25519, KeyType::kP256, KeyType::kP384, KeyType::kP521,
                                  KeyType::kRsa};
@@ -458,6 +469,262 @@ TEST(PublicKeyTest, FromEvpPkeyCopiesOnlyThePublicPart) {
   EXPECT_NE(EVP_PKEY_get_bn_param(pub->get(), "priv", &priv), 1);
   BN_clear_free(priv);
   ClearOpenSslErrors();
+}
+
+// ---- the SPKI fast path (crypto/der.h instead of OpenSSL's decoder) ----
+
+// DER of i2d_PUBKEY: what ToDer() returned before it cached the encoding.
+Bytes I2dPubkey(const EVP_PKEY* pkey) {
+  unsigned char* raw = nullptr;
+  const int len = i2d_PUBKEY(pkey, &raw);
+  OpenSslBufferPtr owned(raw);
+  EXPECT_GT(len, 0);
+  return len > 0 ? Bytes(raw, raw + len) : Bytes();
+}
+
+// The X509_PUBKEY of a fresh certificate set with SetX509Pubkey, re-encoded.
+Bytes ViaX509Pubkey(const PublicKey& key) {
+  X509Ptr cert(X509_new());
+  EXPECT_TRUE(cert);
+  auto set = key.SetX509Pubkey(X509_get_X509_PUBKEY(cert.get()));
+  EXPECT_TRUE(set) << set.error().ToString();
+  unsigned char* raw = nullptr;
+  const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert.get()), &raw);
+  OpenSslBufferPtr owned(raw);
+  EXPECT_GT(len, 0);
+  return len > 0 ? Bytes(raw, raw + len) : Bytes();
+}
+
+TEST(PublicKeyFastPathTest, MatchesTheOpensslCliForEveryKeyType) {
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  const char* const algorithms[] = {
+      "-algorithm ed25519",
+      "-algorithm EC -pkeyopt ec_paramgen_curve:P-256",
+      "-algorithm EC -pkeyopt ec_paramgen_curve:P-384",
+      "-algorithm EC -pkeyopt ec_paramgen_curve:P-521",
+      "-algorithm RSA -pkeyopt rsa_keygen_bits:2048",
+      "-algorithm RSA -pkeyopt rsa_keygen_bits:3072 -pkeyopt rsa_keygen_pubexp:4294967295",
+  };
+  int i = 0;
+  for (const char* alg : algorithms) {
+    SCOPED_TRACE(alg);
+    const std::string name = "k" + std::to_string(i++);
+    OpensslKey(dir, name + ".pem", alg);
+    ASSERT_EQ(RunOpenssl("pkey -in " + dir.Path(name + ".pem") + " -pubout -out " +
+                         dir.Path(name + ".pub")),
+              0);
+    ASSERT_EQ(RunOpenssl("pkey -pubin -in " + dir.Path(name + ".pub") + " -outform DER -out " +
+                         dir.Path(name + ".der")),
+              0);
+    const std::string cli = ReadOrEmpty(dir.Path(name + ".der"));
+    ASSERT_FALSE(cli.empty());
+    const Bytes cli_der(cli.begin(), cli.end());
+
+    auto from_der = PublicKey::FromDer(cli_der);
+    ASSERT_TRUE(from_der) << from_der.error().ToString();
+    EXPECT_EQ(*from_der->ToDer(), cli_der);
+    EXPECT_EQ(I2dPubkey(from_der->get()), cli_der);
+    EXPECT_EQ(*from_der->SpkiSha256(), Sha256(cli_der));
+    EXPECT_EQ(ViaX509Pubkey(*from_der), cli_der);
+    // ToPem() is what the CLI (PEM_write_bio_PUBKEY) writes.
+    EXPECT_EQ(*from_der->ToPem(), ReadOrEmpty(dir.Path(name + ".pub")));
+
+    auto priv = PrivateKey::FromPem(ReadOrEmpty(dir.Path(name + ".pem")));
+    ASSERT_TRUE(priv) << priv.error().ToString();
+    auto from_priv = priv->public_key();
+    ASSERT_TRUE(from_priv) << from_priv.error().ToString();
+    EXPECT_EQ(*from_priv->ToDer(), cli_der);
+    EXPECT_EQ(from_priv->type(), from_der->type());
+    EXPECT_TRUE(from_priv->Equals(*from_der));
+    EXPECT_EQ(from_priv->bits(), priv->bits());
+
+    auto from_evp = PublicKey::FromEvpPkey(from_der->get());
+    ASSERT_TRUE(from_evp) << from_evp.error().ToString();
+    EXPECT_EQ(*from_evp->ToDer(), cli_der);
+    EXPECT_NE(from_evp->get(), from_der->get());
+
+    PublicKey clone = from_der->Clone();
+    EXPECT_EQ(*clone.ToDer(), cli_der);
+  }
+}
+
+TEST(PublicKeyFastPathTest, PublicKeyOfAPrivateKeyHoldsNoPrivateMaterial) {
+  for (KeyType t : kAllTypes) {
+    SCOPED_TRACE(std::string(KeyTypeName(t)));
+    PrivateKey key = MustGenerate(t);
+    auto pub = key.public_key();
+    ASSERT_TRUE(pub);
+    EXPECT_NE(pub->get(), key.get());
+    EXPECT_EQ(*pub->ToDer(), I2dPubkey(key.get()));
+    size_t len = 0;
+    EXPECT_NE(EVP_PKEY_get_raw_private_key(pub->get(), nullptr, &len), 1);
+    for (const char* param : {OSSL_PKEY_PARAM_PRIV_KEY, OSSL_PKEY_PARAM_RSA_D}) {
+      BIGNUM* priv = nullptr;
+      EXPECT_NE(EVP_PKEY_get_bn_param(pub->get(), param, &priv), 1) << param;
+      BN_clear_free(priv);
+    }
+    ClearOpenSslErrors();
+    // Something that needs the private key fails with the copy.
+    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pub->get(), nullptr));
+    ASSERT_TRUE(ctx);
+    EXPECT_NE(EVP_PKEY_private_check(ctx.get()), 1);
+    ClearOpenSslErrors();
+  }
+}
+
+TEST(PublicKeyFastPathTest, RefusesPointsOffTheCurve) {
+  for (KeyType t : {KeyType::kP256, KeyType::kP384, KeyType::kP521}) {
+    SCOPED_TRACE(std::string(KeyTypeName(t)));
+    auto pub = MustGenerate(t).public_key();
+    ASSERT_TRUE(pub);
+    const Bytes good = *pub->ToDer();
+    ASSERT_TRUE(PublicKey::FromDer(good));
+
+    Bytes off = good;
+    off.back() ^= 0x01;  // y changes: the point leaves the curve
+    auto r = PublicKey::FromDer(off);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), ErrorCode::kBadPublicKey) << r.error().ToString();
+
+    // x = y = 0xff..ff: coordinates not below the field prime.
+    Bytes big = good;
+    const size_t coords = (pub->bits() + 7) / 8 * 2;
+    std::fill(big.end() - static_cast<std::ptrdiff_t>(coords), big.end(), 0xff);
+    auto b = PublicKey::FromDer(big);
+    ASSERT_FALSE(b);
+    EXPECT_EQ(b.error().code(), ErrorCode::kBadPublicKey) << b.error().ToString();
+
+    // The point at infinity cannot even be written in uncompressed form; 0x00 alone is refused.
+  }
+}
+
+TEST(PublicKeyFastPathTest, AppliesThePolicyToRsa) {
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  OpensslKey(dir, "rsa1024.pem", "-algorithm RSA -pkeyopt rsa_keygen_bits:1024");
+  ASSERT_EQ(RunOpenssl("pkey -in " + dir.Path("rsa1024.pem") + " -pubout -outform DER -out " +
+                       dir.Path("rsa1024.der")),
+            0);
+  const std::string der = ReadOrEmpty(dir.Path("rsa1024.der"));
+  auto r = PublicKey::FromDer(AsBytes(der));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kBadPublicKey);
+  EXPECT_EQ(r.error().detail(), "RSA key too small: 1024 bits, at least 2048 required");
+
+  // An even modulus and e = 3 built by hand are refused too.
+  auto rsa = MustGenerate(KeyType::kRsa).public_key();
+  ASSERT_TRUE(rsa);
+  Bytes even = *rsa->ToDer();
+  // ... 02 03 01 00 01 at the end is e = 65537; the byte before the exponent ends n.
+  ASSERT_EQ((Bytes(even.end() - 5, even.end())), (Bytes{0x02, 0x03, 0x01, 0x00, 0x01}));
+  even[even.size() - 6] ^= 0x01;
+  auto e = PublicKey::FromDer(even);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().detail(), "RSA modulus is even");
+  Bytes three = *rsa->ToDer();
+  three[three.size() - 1] = 0x03;
+  three[three.size() - 3] = 0x00;  // e = 0x000003: not minimal, so the decoder path decides
+  auto t = PublicKey::FromDer(three);
+  EXPECT_FALSE(t);
+}
+
+// SEQUENCE { SEQUENCE { alg..., }, BIT STRING key } from parts, for hand-made variants.
+Bytes Spki(const Bytes& algorithm_contents, const Bytes& key_bits) {
+  Bytes alg = {0x30, static_cast<uint8_t>(algorithm_contents.size())};
+  alg.insert(alg.end(), algorithm_contents.begin(), algorithm_contents.end());
+  Bytes bits = {0x03};
+  const size_t bits_len = key_bits.size() + 1;
+  if (bits_len >= 0x80) {
+    bits.push_back(0x82);
+    bits.push_back(static_cast<uint8_t>(bits_len >> 8));
+  }
+  bits.push_back(static_cast<uint8_t>(bits_len & 0xff));
+  bits.push_back(0x00);
+  bits.insert(bits.end(), key_bits.begin(), key_bits.end());
+  Bytes body = alg;
+  body.insert(body.end(), bits.begin(), bits.end());
+  Bytes out = {0x30};
+  if (body.size() >= 0x80) {
+    out.push_back(0x82);
+    out.push_back(static_cast<uint8_t>(body.size() >> 8));
+  }
+  out.push_back(static_cast<uint8_t>(body.size() & 0xff));
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+TEST(PublicKeyFastPathTest, NonCanonicalFormsTakeTheDecoderPath) {
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  // A compressed P-256 point: accepted as before, and ToDer() keeps the compressed form (what
+  // i2d_PUBKEY writes for such a key).
+  OpensslKey(dir, "ec.pem", "-algorithm EC -pkeyopt ec_paramgen_curve:P-256");
+  ASSERT_EQ(RunOpenssl("ec -in " + dir.Path("ec.pem") +
+                       " -pubout -conv_form compressed -outform DER -out " + dir.Path("c.der")),
+            0);
+  const std::string compressed = ReadOrEmpty(dir.Path("c.der"));
+  ASSERT_EQ(compressed.size(), 59u);  // 26-byte prefix + 02/03 || x
+  auto c = PublicKey::FromDer(AsBytes(compressed));
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->type(), KeyType::kP256);
+  EXPECT_EQ(*c->ToDer(), Bytes(compressed.begin(), compressed.end()));
+  EXPECT_EQ(I2dPubkey(c->get()), *c->ToDer());
+  EXPECT_EQ(ViaX509Pubkey(*c), *c->ToDer());
+  auto c2 = PublicKey::FromEvpPkey(c->get());
+  ASSERT_TRUE(c2);
+  EXPECT_EQ(*c2->ToDer(), *c->ToDer());
+  auto full = PrivateKey::FromPem(ReadOrEmpty(dir.Path("ec.pem")));
+  ASSERT_TRUE(full);
+  EXPECT_TRUE(c->Equals(*full->public_key()));
+
+  // rsaEncryption without the NULL parameters: OpenSSL's decoder accepts it; ToDer() is the
+  // canonical encoding with NULL.
+  auto rsa = MustGenerate(KeyType::kRsa).public_key();
+  ASSERT_TRUE(rsa);
+  const Bytes canonical = *rsa->ToDer();
+  auto bits = [&] {
+    // The BIT STRING contents: after "03 82 01 0f 00" in a 2048-bit SPKI.
+    const Bytes marker = {0x03, 0x82, 0x01, 0x0f, 0x00};
+    auto it = std::search(canonical.begin(), canonical.end(), marker.begin(), marker.end());
+    EXPECT_NE(it, canonical.end());
+    return Bytes(it + static_cast<std::ptrdiff_t>(marker.size()), canonical.end());
+  }();
+  const Bytes rsa_oid = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01};
+  ASSERT_EQ(Spki(Concat(rsa_oid, {0x05, 0x00}), bits), canonical);
+  auto no_null = PublicKey::FromDer(Spki(rsa_oid, bits));
+  ASSERT_TRUE(no_null) << no_null.error().ToString();
+  EXPECT_EQ(*no_null->ToDer(), canonical);
+  EXPECT_TRUE(no_null->Equals(*rsa));
+
+  // Ed25519 with (forbidden) NULL parameters: refused, as OpenSSL's decoder does.
+  auto ed = MustGenerate(KeyType::kEd25519).public_key();
+  ASSERT_TRUE(ed);
+  const Bytes ed_der = *ed->ToDer();
+  const Bytes ed_key(ed_der.end() - 32, ed_der.end());
+  const Bytes ed_oid = {0x06, 0x03, 0x2b, 0x65, 0x70};
+  ASSERT_EQ(Spki(ed_oid, ed_key), ed_der);
+  EXPECT_FALSE(PublicKey::FromDer(Spki(Concat(ed_oid, {0x05, 0x00}), ed_key)));
+  // Wrong key lengths are refused.
+  EXPECT_FALSE(PublicKey::FromDer(Spki(ed_oid, Bytes(31, 0x01))));
+  EXPECT_FALSE(PublicKey::FromDer(Spki(ed_oid, Bytes(33, 0x01))));
+}
+
+TEST(PublicKeyFastPathTest, FromEvpPkeyRefusesExplicitCurveParameters) {
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  ASSERT_EQ(RunOpenssl("ecparam -name prime256v1 -param_enc explicit -genkey -noout -out " +
+                       dir.Path("explicit.pem")),
+            0);
+  const std::string pem = ReadOrEmpty(dir.Path("explicit.pem"));
+  auto bio = MemBioOver(pem);
+  ASSERT_TRUE(bio);
+  EvpPkeyPtr pkey(PEM_read_bio_PrivateKey(bio->get(), nullptr, nullptr, nullptr));
+  ASSERT_TRUE(pkey);
+  auto r = PublicKey::FromEvpPkey(pkey.get());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kBadPublicKey);
+  EXPECT_NE(r.error().detail().find("explicit"), std::string::npos) << r.error().detail();
 }
 
 }  // namespace

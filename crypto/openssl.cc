@@ -103,4 +103,15 @@ Result<Bytes> Asn1IntegerToBytes(const ASN1_INTEGER* i) {
   return out;
 }
 
+Result<EvpPkeyPtr> PublicKeyFromParams(const char* key_type, OSSL_PARAM* params) {
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, nullptr));
+  if (!ctx) return Fail(OpenSslError("EVP_PKEY_CTX_new_from_name"));
+  if (EVP_PKEY_fromdata_init(ctx.get()) != 1) return Fail(OpenSslError("EVP_PKEY_fromdata_init"));
+  EVP_PKEY* raw = nullptr;
+  const int ok = EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params);
+  EvpPkeyPtr pkey(raw);
+  if (ok != 1 || !pkey) return Fail(OpenSslError("EVP_PKEY_fromdata"));
+  return pkey;
+}
+
 }  // namespace e2eid::crypto

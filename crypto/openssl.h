@@ -141,6 +141,10 @@ inline Result<BioPtr> MemBioOver(std::string_view data) { return MemBioOver(AsBy
 // A new, empty, writable memory BIO. Errors: kCrypto on allocation failure.
 Result<BioPtr> NewMemBio();
 
+// A public-only EVP_PKEY of `key_type` ("EC", "RSA", ...) imported from `params` with
+// EVP_PKEY_fromdata (the provider's import checks the values, e.g. an EC point on its curve).
+Result<EvpPkeyPtr> PublicKeyFromParams(const char* key_type, OSSL_PARAM* params);
+
 // ASN1_TIME <-> TimePoint. The encoder picks UTCTime for years 1950-2049 and GeneralizedTime
 // otherwise (RFC 5280 §4.1.2.5). The decoder accepts both forms.
 // Errors: kCrypto on allocation failure; kMalformed for an ASN1_TIME that does not parse.

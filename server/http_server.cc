@@ -100,13 +100,22 @@ bool IsWellFormedRequestId(std::string_view id) {
   });
 }
 
+// Request ids only have to be unique within this process's logs (a client may even choose its
+// own): a random per-process prefix and a counter, 32 hex digits, without a DRBG call per request.
 std::string NewRequestId() {
-  uint8_t bytes[16];
-  if (RAND_bytes(bytes, sizeof bytes) == 1) return HexEncode(bytes);
-  // The DRBG failing is exceptional; an id only needs to be unique within this process's logs.
+  static const uint64_t prefix = [] {
+    uint64_t p = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&p), sizeof p) != 1) {
+      LogError("RAND_bytes failed while seeding request ids; using the clock");
+      p = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    }
+    return p;
+  }();
   static std::atomic<uint64_t> counter{0};
-  LogError("RAND_bytes failed while generating a request id; using a counter");
-  return "local-" + std::to_string(counter.fetch_add(1));
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(prefix),
+                static_cast<unsigned long long>(counter.fetch_add(1, std::memory_order_relaxed)));
+  return std::string(buf, 32);
 }
 
 std::string HttpDate() {
@@ -140,12 +149,21 @@ struct ServerCore {
   const HttpServer::Options options;
   const HttpHandler handler;
 
-  // Declared first so that it is destroyed last.
-  net::io_context ioc;
+  // One io_context per I/O thread (see "Threading" in http_server.h). A connection lives on one
+  // of them for its whole life, so its handlers run on one thread, one after the other: the
+  // io_context is the connection's strand, and no thread ever wakes another for a connection's
+  // work.
+  struct Worker {
+    Worker() : ioc(1) {}              // concurrency hint 1: run by exactly one thread
+    std::atomic<size_t> sessions{0};  // connections living on this worker (outlives ioc)
+    net::io_context ioc;
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+    std::thread thread;
+  };
+  // Declared first so that they are destroyed last.
+  std::vector<std::unique_ptr<Worker>> workers;
   std::optional<ssl::context> tls;
-  std::optional<tcp::acceptor> acceptor;  // on its own strand
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-  std::vector<std::thread> threads;
+  std::optional<tcp::acceptor> acceptor;  // on workers[0]
   std::atomic<bool> stopping{false};
   std::atomic<uint16_t> port{0};
 
@@ -176,10 +194,22 @@ struct ServerCore {
     return out;
   }
 
+  // The worker with the fewest connections (the first of equals): where the next one goes.
+  Worker& LeastLoadedWorker() {
+    Worker* best = workers.front().get();
+    for (const auto& w : workers) {
+      if (w->sessions.load(std::memory_order_relaxed) <
+          best->sessions.load(std::memory_order_relaxed)) {
+        best = w.get();
+      }
+    }
+    return *best;
+  }
+
   void DoAccept();
-  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void OnAccept(beast::error_code ec, tcp::socket socket, Worker& worker);
   template <class Stream, class... Args>
-  void StartSession(std::string remote, Args&&... args);
+  void StartSession(std::string remote, Worker& worker, Args&&... args);
 };
 
 // What the access log and error responses need to know about the request being answered.
@@ -197,13 +227,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
   template <class... Args>
-  Session(ServerCore& server, uint64_t id, std::string remote, Args&&... args)
+  Session(ServerCore& server, ServerCore::Worker& worker, uint64_t id, std::string remote,
+          Args&&... args)
       : server_(server),
+        worker_(worker),
         id_(id),
         remote_(std::move(remote)),
-        stream_(std::forward<Args>(args)...) {}
+        stream_(std::forward<Args>(args)...) {
+    worker_.sessions.fetch_add(1, std::memory_order_relaxed);
+  }
 
-  ~Session() override { server_.Unregister(id_); }
+  ~Session() override {
+    worker_.sessions.fetch_sub(1, std::memory_order_relaxed);
+    server_.Unregister(id_);
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->Begin(); });
@@ -550,6 +587,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   ServerCore& server_;
+  ServerCore::Worker& worker_;
   const uint64_t id_;
   const std::string remote_;
   Stream stream_;
@@ -566,25 +604,28 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 };
 
 void ServerCore::DoAccept() {
-  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-    OnAccept(ec, std::move(socket));
-  });
+  // The new connection's socket is created on the worker it will live on.
+  Worker& worker = LeastLoadedWorker();
+  acceptor->async_accept(worker.ioc.get_executor(),
+                         [this, &worker](beast::error_code ec, tcp::socket socket) {
+                           OnAccept(ec, std::move(socket), worker);
+                         });
 }
 
 template <class Stream, class... Args>
-void ServerCore::StartSession(std::string remote, Args&&... args) {
+void ServerCore::StartSession(std::string remote, Worker& worker, Args&&... args) {
   std::shared_ptr<Session<Stream>> session;
   {
     std::lock_guard lock(sessions_mutex);
     const uint64_t id = next_session_id++;
-    session = std::make_shared<Session<Stream>>(*this, id, std::move(remote),
+    session = std::make_shared<Session<Stream>>(*this, worker, id, std::move(remote),
                                                 std::forward<Args>(args)...);
     sessions.emplace(id, session);
   }
   session->Run();
 }
 
-void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
+void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket, Worker& worker) {
   if (!acceptor->is_open() || ec == net::error::operation_aborted) return;  // Stop() closed it
   if (ec) {
     LogWarn("accepting a connection failed", {{"error", ec.message()}});
@@ -616,9 +657,10 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
     IgnoreError(socket.shutdown(tcp::socket::shutdown_both, ignored));
     IgnoreError(socket.close(ignored));
   } else if (tls.has_value()) {
-    StartSession<beast::ssl_stream<beast::tcp_stream>>(std::move(remote), std::move(socket), *tls);
+    StartSession<beast::ssl_stream<beast::tcp_stream>>(std::move(remote), worker, std::move(socket),
+                                                       *tls);
   } else {
-    StartSession<beast::tcp_stream>(std::move(remote), std::move(socket));
+    StartSession<beast::tcp_stream>(std::move(remote), worker, std::move(socket));
   }
   DoAccept();
 }
@@ -747,7 +789,9 @@ Status HttpServer::Start() {
   const tcp::endpoint endpoint(address, s.options.port);
   const std::string where = (address.is_v6() ? "[" + s.options.address + "]" : s.options.address) +
                             ":" + std::to_string(s.options.port);
-  tcp::acceptor& acceptor = s.acceptor.emplace(net::make_strand(s.ioc));
+  for (size_t i = 0; i < s.options.threads; ++i)
+    s.workers.push_back(std::make_unique<ServerCore::Worker>());
+  tcp::acceptor& acceptor = s.acceptor.emplace(s.workers.front()->ioc.get_executor());
   const auto fail = [&](std::string_view step) {
     beast::error_code ignored;
     IgnoreError(acceptor.close(ignored));
@@ -763,11 +807,11 @@ Status HttpServer::Start() {
   if (ec) return fail("reading the bound port of");
   s.port.store(local.port());
 
-  s.work.emplace(s.ioc.get_executor());
+  for (auto& w : s.workers) w->work.emplace(w->ioc.get_executor());
   s.DoAccept();
   try {
-    for (size_t i = 0; i < s.options.threads; ++i) {
-      s.threads.emplace_back([&ioc = s.ioc] { RunIoThread(ioc); });
+    for (auto& w : s.workers) {
+      w->thread = std::thread([&ioc = w->ioc] { RunIoThread(ioc); });
     }
   } catch (const std::exception& e) {
     // Leave the server in a stoppable state: the threads that did start are joined by Stop().
@@ -797,12 +841,13 @@ void HttpServer::Stop() {
   if (s.state == ServerCore::State::kNew) {
     // Never started (or Start() failed): nothing runs. Release a half-set-up acceptor.
     s.acceptor.reset();
+    s.workers.clear();
     s.state = ServerCore::State::kStopped;
     s.stopped_cv.notify_all();
     return;
   }
-  for (const std::thread& t : s.threads) {
-    if (t.get_id() == std::this_thread::get_id()) {
+  for (const auto& w : s.workers) {
+    if (w->thread.get_id() == std::this_thread::get_id()) {
       LogError("HttpServer::Stop called from a server thread; ignored (it would deadlock)");
       return;
     }
@@ -826,10 +871,14 @@ void HttpServer::Stop() {
             {{"connections", remaining.size()}});
     for (const auto& session : remaining) session->ForceClose();
   }
-  s.work.reset();
-  for (std::thread& t : s.threads) t.join();
-  s.threads.clear();
+  for (auto& w : s.workers) w->work.reset();
+  for (auto& w : s.workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
   s.acceptor.reset();
+  // Destroys the handlers still queued (and the connections they hold) while the rest of the
+  // server they refer to is alive.
+  s.workers.clear();
   s.state = ServerCore::State::kStopped;
   s.stopped_cv.notify_all();
   LogInfo("http server stopped", {{"port", s.port.load()}});

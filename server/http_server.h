@@ -2,9 +2,13 @@
 // library stays inside http_server.cc: callers see only core/http.h types.
 //
 // Behaviour:
-//   - A pool of `threads` I/O threads runs every connection; each connection has its own strand, so
-//     its steps never run concurrently. The handler runs synchronously on a pool thread and may
-//     block briefly; slow work goes to a WorkQueue (server/work_queue.h).
+//   - Threading: `threads` I/O threads, each running its own io_context. A new connection is
+//     placed on the thread with the fewest connections and stays there, so its steps never run
+//     concurrently (that io_context is its strand) and no thread is woken for another's work:
+//     a request costs one wake-up, not several (see bench/README.md). The handler runs
+//     synchronously on that thread and may block briefly (a durable commit); while it does, the
+//     other connections of the same thread wait, those of other threads do not. Slow work goes to
+//     a WorkQueue (server/work_queue.h).
 //   - TLS (when `tls` is set): TLS 1.2 and 1.3 only, ECDHE + AEAD cipher suites, no compression,
 //     no renegotiation.
 //   - HTTP/1.1 keep-alive (and HTTP/1.0 with "Connection: keep-alive"); pipelined requests are
@@ -26,7 +30,8 @@
 //     length is the handler body's length, or, when that body is empty, the handler's own
 //     Content-Length header (see server/router.h).
 //   - Request ids: the client's X-Request-Id is used when it has 1 to 64 characters from
-//     [A-Za-z0-9._-]; otherwise a random 128-bit hex id. It is put into HttpRequest::request_id,
+//     [A-Za-z0-9._-]; otherwise 32 hex digits unique in this process (a random per-process prefix
+//     and a counter). It is put into HttpRequest::request_id,
 //     echoed in the X-Request-Id response header and logged.
 //   - Access log (core/log.h, level info, msg "http request"): one JSON line per response with
 //     request_id, method, path (without the query), status, bytes (response body bytes), latency_us

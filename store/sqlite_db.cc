@@ -197,7 +197,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, in
 }
 
 Result<Statement> Connection::Prepare(const char* sql, std::string_view context) {
-  auto [it, inserted] = cache_.try_emplace(sql);
+  auto it = cache_.find(std::string_view(sql));
+  const bool inserted = it == cache_.end();
+  if (inserted) it = cache_.try_emplace(std::string(sql)).first;
   CacheEntry& entry = it->second;
   if (!inserted && entry.in_use) {
     return Fail(Error::Internal(std::string(context) + ": statement is already in use"));
@@ -214,6 +216,11 @@ Result<Statement> Connection::Prepare(const char* sql, std::string_view context)
     entry.stmt = std::move(stmt);
   }
   return Statement(db(), entry.stmt.get(), &entry.in_use, context);
+}
+
+Status Connection::Run(const char* sql, std::string_view context) {
+  E2EID_TRY(st, Prepare(sql, context));
+  return st.Run();
 }
 
 Status Connection::Exec(const char* sql, std::string_view context) {

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -106,8 +107,13 @@ class Connection {
   // preparing it on first use. kInternal when the same statement is already lent out.
   Result<Statement> Prepare(const char* sql, std::string_view context);
 
-  // Runs constant SQL without parameters (BEGIN, COMMIT, DDL, PRAGMA without results).
+  // Runs constant SQL without parameters (BEGIN, COMMIT, DDL, PRAGMA without results). Compiles
+  // `sql` on every call and may hold several statements.
   Status Exec(const char* sql, std::string_view context);
+
+  // Runs one constant statement without parameters or results through the statement cache
+  // (compiled once): for the BEGIN/COMMIT/ROLLBACK of every transaction.
+  Status Run(const char* sql, std::string_view context);
 
   // Runs a PRAGMA or query returning one text value in its first row's first column.
   Result<std::string> QueryText(const char* sql, std::string_view context);
@@ -119,8 +125,14 @@ class Connection {
   };
   explicit Connection(DbPtr db) : db_(std::move(db)) {}
 
+  // Looks statements up by string_view: no key string is built on a cache hit.
+  struct SqlHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view sql) const { return std::hash<std::string_view>{}(sql); }
+  };
+
   DbPtr db_;  // declared first: destroyed after the statements below
-  std::unordered_map<std::string, CacheEntry> cache_;
+  std::unordered_map<std::string, CacheEntry, SqlHash, std::equal_to<>> cache_;
 };
 
 }  // namespace e2eid::store::sqlite

@@ -1377,11 +1377,11 @@ Status SqliteStore::RunWrite(const std::function<Status(Transaction&)>& fn, bool
   // transaction: it is set before BEGIN to what this transaction needs. A durable transaction
   // that cannot switch back to FULL fails instead of committing without the flush.
   if (impl_->options.synchronous_full && !impl_->memory && impl_->writer_relaxed != relaxed) {
-    E2EID_CHECK_OK(c.Exec(relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
-                          "switching synchronous"));
+    E2EID_CHECK_OK(c.Run(relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
+                         "switching synchronous"));
     impl_->writer_relaxed = relaxed;
   }
-  E2EID_CHECK_OK(c.Exec("BEGIN IMMEDIATE", "starting write transaction"));
+  E2EID_CHECK_OK(c.Run("BEGIN IMMEDIATE", "starting write transaction"));
   ActiveGuard guard(impl_.get());
   SqliteTransaction tx(c, /*read_only=*/false);
   Status st = RunGuarded(fn, tx);
@@ -1394,7 +1394,7 @@ Status SqliteStore::RunWrite(const std::function<Status(Transaction&)>& fn, bool
         Error::Store("SQLite rolled the transaction back after an error; nothing was "
                      "committed"));
   }
-  if (auto commit = c.Exec("COMMIT", "committing transaction"); !commit) {
+  if (auto commit = c.Run("COMMIT", "committing transaction"); !commit) {
     RollbackQuietly(c);
     return Fail(Error::Store(commit.error().detail()));
   }
@@ -1412,7 +1412,7 @@ Status SqliteStore::ReadOnly(const std::function<Status(Transaction&)>& fn) {
     return Fail(Error::Internal("ReadOnly called inside a transaction of the same store"));
   }
   auto run = [&](Connection& c) -> Status {
-    E2EID_CHECK_OK(c.Exec("BEGIN", "starting read transaction"));
+    E2EID_CHECK_OK(c.Run("BEGIN", "starting read transaction"));
     ActiveGuard guard(impl_.get());
     SqliteTransaction tx(c, /*read_only=*/true);
     Status st = RunGuarded(fn, tx);
@@ -1421,7 +1421,7 @@ Status SqliteStore::ReadOnly(const std::function<Status(Transaction&)>& fn) {
       return st;
     }
     if (sqlite3_get_autocommit(c.db()) != 0) return Ok();
-    if (auto end = c.Exec("COMMIT", "ending read transaction"); !end) {
+    if (auto end = c.Run("COMMIT", "ending read transaction"); !end) {
       RollbackQuietly(c);
       return Fail(Error::Store(end.error().detail()));
     }
