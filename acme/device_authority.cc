@@ -16,18 +16,6 @@ constexpr std::string_view kNoncePrefix = "da.";
 
 Error Unauthenticated(std::string d) { return Error::Unauthenticated(std::move(d)); }
 
-std::optional<std::string> StringClaim(const Json& claims, std::string_view name) {
-  auto it = claims.find(std::string(name));
-  if (it == claims.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
-}
-
-std::optional<int64_t> IntClaim(const Json& claims, std::string_view name) {
-  auto it = claims.find(std::string(name));
-  if (it == claims.end() || !it->is_number_integer()) return std::nullopt;
-  return it->get<int64_t>();
-}
-
 // Wire clients base64-encode the proof once more; accept both forms.
 std::string UnwrapProof(const std::string& header) {
   if (std::count(header.begin(), header.end(), '.') == 2) return header;
@@ -145,7 +133,7 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
   auto jws = crypto::ParseCompactJws(proof_text);
   if (!jws) return Fail(Unauthenticated("DPoP proof: " + jws.error().detail()));
   {
-    auto typ = StringClaim(jws->header, "typ");
+    auto typ = StringMember(jws->header, "typ");
     if (!typ || !EqualsIgnoreCase(*typ, "dpop+jwt")) {
       return Fail(Unauthenticated("DPoP proof: header \"typ\" must be \"dpop+jwt\""));
     }
@@ -170,14 +158,14 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
     return Fail(Unauthenticated("DPoP proof: the payload is not a JSON object"));
   }
   const Json& p = *proof;
-  if (StringClaim(p, "htm") != std::optional<std::string>("POST")) {
+  if (StringMember(p, "htm") != std::optional<std::string>("POST")) {
     return Fail(Unauthenticated("DPoP proof: claim \"htm\" must be \"POST\""));
   }
-  if (StringClaim(p, "htu") != std::optional<std::string>(htu)) {
+  if (StringMember(p, "htu") != std::optional<std::string>(htu)) {
     return Fail(Unauthenticated("DPoP proof: claim \"htu\" must be this URL (" + htu + ")"));
   }
   {
-    auto iat = IntClaim(p, "iat");
+    auto iat = IntMember(p, "iat");
     const int64_t t = ToUnix(now);
     if (!iat) return Fail(Unauthenticated("DPoP proof: claim \"iat\" is missing"));
     if (*iat > t + options_.leeway.count()) {
@@ -187,7 +175,7 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
       return Fail(Unauthenticated("DPoP proof: claim \"iat\" is too old"));
     }
     if (p.contains("exp")) {
-      auto exp = IntClaim(p, "exp");
+      auto exp = IntMember(p, "exp");
       if (!exp || *exp + options_.leeway.count() < t) {
         return Fail(Unauthenticated("DPoP proof: claim \"exp\": the proof expired"));
       }
@@ -197,7 +185,7 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
     }
   }
   for (const char* name : {"jti", "chal", "aud", "nonce", "sub", "handle"}) {
-    if (!StringClaim(p, name)) {
+    if (!StringMember(p, name)) {
       return Fail(Unauthenticated("DPoP proof: claim \"" + std::string(name) + "\" is missing"));
     }
   }
@@ -211,7 +199,7 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
           "access token claim \"cnf.jkt\" is not the thumbprint of the DPoP proof's key"));
     }
     const std::string ath = Base64UrlEncode(crypto::Sha256(access_token));
-    auto proof_ath = StringClaim(p, "ath");
+    auto proof_ath = StringMember(p, "ath");
     if (!proof_ath || !crypto::ConstantTimeEquals(*proof_ath, ath)) {
       return Fail(Unauthenticated("DPoP proof: claim \"ath\" is not the access token's hash"));
     }
@@ -220,7 +208,7 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
   }
 
   // 3. The identity: the proof must speak for the token's user and this device.
-  auto client = ParseWireClientId(*StringClaim(p, "sub"));
+  auto client = ParseWireClientId(*StringMember(p, "sub"));
   if (!client)
     return Fail(Error::Forbidden("DPoP proof: claim \"sub\": " + client.error().detail()));
   *refused_client = client->Uri();
@@ -232,7 +220,7 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
     return Fail(Error::Forbidden("DPoP proof: claim \"sub\" names domain '" + client->domain +
                                  "', not '" + options_.domain + "'"));
   }
-  auto token_sub = StringClaim(*user_claims, "sub");
+  auto token_sub = StringMember(*user_claims, "sub");
   auto user_id = token_sub ? WireUserIdFromUuid(*token_sub)
                            : Result<std::string>(Fail(Error::InvalidArgument("no sub")));
   if (!user_id) {
@@ -244,25 +232,25 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
         "DPoP proof: claim \"sub\" names another user's device (the user id is not the access "
         "token's subject)"));
   }
-  auto username = StringClaim(*user_claims, options_.handle_claim);
+  auto username = StringMember(*user_claims, options_.handle_claim);
   if (!username) {
     return Fail(
         Error::Forbidden("the access token has no \"" + options_.handle_claim + "\" claim"));
   }
   const std::string handle_uri = WireHandleUri(*username, options_.domain);
-  if (*StringClaim(p, "handle") != handle_uri) {
+  if (*StringMember(p, "handle") != handle_uri) {
     return Fail(Error::Forbidden("DPoP proof: claim \"handle\" is not " + handle_uri));
   }
-  auto display_name = StringClaim(*user_claims, options_.name_claim);
+  auto display_name = StringMember(*user_claims, options_.name_claim);
   if (!display_name) {
     return Fail(Error::Forbidden("the access token has no \"" + options_.name_claim + "\" claim"));
   }
-  if (p.contains("name") && StringClaim(p, "name") != display_name) {
+  if (p.contains("name") && StringMember(p, "name") != display_name) {
     return Fail(Error::Forbidden("DPoP proof: claim \"name\" is not the user's name"));
   }
 
   // 4. Nonce (single use) and the registry, in one transaction.
-  const std::string nonce = *StringClaim(p, "nonce");
+  const std::string nonce = *StringMember(p, "nonce");
   if (!nonce.starts_with(kNoncePrefix)) {
     return Fail(Error::BadNonce("DPoP proof: claim \"nonce\" is not a nonce of this authority"));
   }
@@ -337,10 +325,10 @@ Result<HttpResponse> DeviceAuthority::Issue(const HttpRequest& request, std::str
   const int64_t t = ToUnix(now);
   Json claims = {{"iss", htu},
                  {"sub", client->Uri()},
-                 {"aud", *StringClaim(p, "aud")},
+                 {"aud", *StringMember(p, "aud")},
                  {"jti", jti},
                  {"nonce", nonce},
-                 {"chal", *StringClaim(p, "chal")},
+                 {"chal", *StringMember(p, "chal")},
                  {"cnf", {{"kid", thumbprint}}},
                  {"proof", proof_text},
                  {"client_id", client->Uri()},

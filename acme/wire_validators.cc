@@ -54,15 +54,9 @@ bool SecretEquals(std::string_view a, std::string_view b) {
   return crypto::ConstantTimeEquals(a, b);
 }
 
-std::optional<std::string> StringClaim(const Json& claims, std::string_view name) {
-  auto it = claims.find(std::string(name));
-  if (it == claims.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
-}
-
 Status RequireStringClaim(const Json& claims, std::string_view name, std::string_view expected,
                           std::string_view what, std::string_view expected_desc) {
-  auto value = StringClaim(claims, name);
+  auto value = StringMember(claims, name);
   if (!value) return Fail(Unauthorized(what, "claim \"" + std::string(name) + "\" is missing"));
   if (*value != expected) {
     return Fail(Unauthorized(what, "claim \"" + std::string(name) + "\" is not " +
@@ -91,7 +85,7 @@ Result<Jwt> ParseJwt(std::string_view token, std::string_view what) {
 }
 
 Status CheckTyp(const Json& header, std::string_view expected, std::string_view what) {
-  auto typ = StringClaim(header, "typ");
+  auto typ = StringMember(header, "typ");
   if (!typ || !EqualsIgnoreCase(*typ, expected)) {
     return Fail(Unauthorized(what, "header \"typ\" must be \"" + std::string(expected) + "\""));
   }
@@ -170,7 +164,7 @@ Result<Json> WireOidcValidator::ValidateWithClaims(const ValidationRequest& requ
     if (!verified) return Fail(std::move(verified.error()));
     claims = std::move(*verified);
     if (options_.binding == OidcBinding::kClaims) {
-      auto keyauth = StringClaim(claims, "keyauth");
+      auto keyauth = StringMember(claims, "keyauth");
       if (!keyauth) return Fail(Unauthorized(what, "claim \"keyauth\" is missing"));
       if (!SecretEquals(*keyauth, request.key_authorization)) {
         return Fail(Unauthorized(what,
@@ -181,7 +175,7 @@ Result<Json> WireOidcValidator::ValidateWithClaims(const ValidationRequest& requ
                                         "this challenge's URL"));
       mode = "id_token+keyauth";
     } else {
-      auto nonce = StringClaim(claims, "nonce");
+      auto nonce = StringMember(claims, "nonce");
       if (!nonce) return Fail(Unauthorized(what, "claim \"nonce\" is missing"));
       const std::string expected = Base64UrlEncode(crypto::Sha256(request.key_authorization));
       if (!SecretEquals(*nonce, expected)) {
@@ -214,7 +208,7 @@ Result<Json> WireOidcValidator::ValidateWithClaims(const ValidationRequest& requ
     mode = "access_token+dpop";
   }
   const std::string what = member.first == "id_token" ? "id token" : "access token";
-  auto name = StringClaim(claims, options_.name_claim);
+  auto name = StringMember(claims, options_.name_claim);
   if (!name) {
     return Fail(Unauthorized(what, "claim \"" + options_.name_claim + "\" is missing"));
   }
@@ -223,7 +217,7 @@ Result<Json> WireOidcValidator::ValidateWithClaims(const ValidationRequest& requ
                                        "') is not the identifier's name ('" +
                                        identity.display_name + "')"));
   }
-  auto handle = StringClaim(claims, options_.handle_claim);
+  auto handle = StringMember(claims, options_.handle_claim);
   if (!handle) {
     return Fail(Unauthorized(what, "claim \"" + options_.handle_claim + "\" is missing"));
   }
@@ -234,7 +228,7 @@ Result<Json> WireOidcValidator::ValidateWithClaims(const ValidationRequest& requ
                                        identity.handle_uri + "'"));
   }
   Json out = {{"mode", mode}, {"iss", claims.value("iss", "")}, {"sub", claims.value("sub", "")}};
-  if (auto jti = StringClaim(claims, "jti")) out["jti"] = *jti;
+  if (auto jti = StringMember(claims, "jti")) out["jti"] = *jti;
   return out;
 }
 
@@ -283,7 +277,7 @@ Result<Json> WireDpopValidator::ValidateWithClaims(const ValidationRequest& requ
       RequireStringClaim(at.claims, "chal", request.token, what, "this challenge's token"));
   E2EID_CHECK_OK(RequireStringClaim(at.claims, "scope", "wire_client_id", what, "wire_client_id"));
   for (const char* name : {"sub", "client_id"}) {
-    auto v = StringClaim(at.claims, name);
+    auto v = StringMember(at.claims, name);
     if (!v) return Fail(Unauthorized(what, "claim \"" + std::string(name) + "\" is missing"));
     auto parsed = ParseWireClientId(*v);
     if (!parsed || parsed->Uri() != client_id) {
@@ -297,10 +291,10 @@ Result<Json> WireDpopValidator::ValidateWithClaims(const ValidationRequest& requ
     return Fail(
         Unauthorized(what, "claim \"cnf.kid\" is not the thumbprint of the ACME account key"));
   }
-  auto at_nonce = StringClaim(at.claims, "nonce");
+  auto at_nonce = StringMember(at.claims, "nonce");
   if (!at_nonce || at_nonce->empty()) return Fail(Unauthorized(what, "claim \"nonce\" is missing"));
-  if (!StringClaim(at.claims, "jti")) return Fail(Unauthorized(what, "claim \"jti\" is missing"));
-  auto proof_text = StringClaim(at.claims, "proof");
+  if (!StringMember(at.claims, "jti")) return Fail(Unauthorized(what, "claim \"jti\" is missing"));
+  auto proof_text = StringMember(at.claims, "proof");
   if (!proof_text) return Fail(Unauthorized(what, "claim \"proof\" is missing"));
 
   // The client's DPoP proof inside it, signed by the ACME account key.
@@ -333,13 +327,13 @@ Result<Json> WireDpopValidator::ValidateWithClaims(const ValidationRequest& requ
   E2EID_CHECK_OK(
       RequireStringClaim(proof.claims, "nonce", *at_nonce, pwhat, "the access token's nonce"));
   {
-    auto sub = StringClaim(proof.claims, "sub");
+    auto sub = StringMember(proof.claims, "sub");
     auto parsed = sub ? ParseWireClientId(*sub) : Result<WireClientId>(Fail(Error::Malformed("")));
     if (!parsed || parsed->Uri() != client_id) {
       return Fail(Unauthorized(pwhat, "claim \"sub\" is not the identifier's client-id"));
     }
   }
-  if (!StringClaim(proof.claims, "jti"))
+  if (!StringMember(proof.claims, "jti"))
     return Fail(Unauthorized(pwhat, "claim \"jti\" is missing"));
   E2EID_CHECK_OK(RequireStringClaim(proof.claims, "handle", identity.handle_uri, pwhat,
                                     "the identifier's handle"));

@@ -121,6 +121,18 @@ Result<std::optional<bool>> GetOptionalBool(const Json& obj, std::string_view ke
   return std::optional<bool>(m->get<bool>());
 }
 
+std::optional<std::string> StringMember(const Json& obj, std::string_view key) {
+  const Json* m = OptionalMember(obj, key);
+  if (m == nullptr || !m->is_string()) return std::nullopt;
+  return m->get<std::string>();
+}
+
+std::optional<int64_t> IntMember(const Json& obj, std::string_view key) {
+  const Json* m = OptionalMember(obj, key);
+  if (m == nullptr || !m->is_number_integer()) return std::nullopt;
+  return m->get<int64_t>();
+}
+
 std::string DumpJson(const Json& j, int indent) {
   return j.dump(indent, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
 }

@@ -42,6 +42,11 @@ Result<std::optional<int64_t>> GetOptionalInt(const Json& obj, std::string_view 
 Result<std::optional<bool>> GetOptionalBool(const Json& obj, std::string_view key,
                                             std::string_view what = "JSON");
 
+// Lenient lookups for claims that are checked afterwards: the member's value when `obj` is an
+// object and the member is a string (an integer); std::nullopt when absent or of another type.
+std::optional<std::string> StringMember(const Json& obj, std::string_view key);
+std::optional<int64_t> IntMember(const Json& obj, std::string_view key);
+
 // Serialises without throwing: invalid UTF-8 in strings is replaced by U+FFFD.
 std::string DumpJson(const Json& j, int indent = -1);
 

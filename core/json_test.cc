@@ -69,5 +69,20 @@ TEST(JsonTest, DumpReplacesInvalidUtf8InsteadOfThrowing) {
   });
 }
 
+TEST(JsonTest, LenientMembersOnlyReturnTheRightType) {
+  auto j = ParseJson(R"({"s":"x","i":7,"f":1.5,"n":null,"b":true,"si":"7"})");
+  ASSERT_TRUE(j.has_value());
+  EXPECT_EQ(StringMember(*j, "s"), std::optional<std::string>("x"));
+  EXPECT_EQ(StringMember(*j, "i"), std::nullopt);
+  EXPECT_EQ(StringMember(*j, "n"), std::nullopt);
+  EXPECT_EQ(StringMember(*j, "missing"), std::nullopt);
+  EXPECT_EQ(IntMember(*j, "i"), std::optional<int64_t>(7));
+  EXPECT_EQ(IntMember(*j, "f"), std::nullopt);
+  EXPECT_EQ(IntMember(*j, "b"), std::nullopt);
+  EXPECT_EQ(IntMember(*j, "si"), std::nullopt);
+  EXPECT_EQ(StringMember(Json::array({"s"}), "s"), std::nullopt);
+  EXPECT_EQ(IntMember(Json("text"), "i"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace e2eid

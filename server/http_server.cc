@@ -160,7 +160,8 @@ struct ServerCore {
     std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
     std::thread thread;
   };
-  // Declared first so that they are destroyed last.
+  // Declared first so that they are destroyed last. workers[0] only accepts connections (so a
+  // handler blocking a connection thread never delays new connections); workers[1..] run them.
   std::vector<std::unique_ptr<Worker>> workers;
   std::optional<ssl::context> tls;
   std::optional<tcp::acceptor> acceptor;  // on workers[0]
@@ -196,8 +197,9 @@ struct ServerCore {
 
   // The worker with the fewest connections (the first of equals): where the next one goes.
   Worker& LeastLoadedWorker() {
-    Worker* best = workers.front().get();
-    for (const auto& w : workers) {
+    Worker* best = workers[1].get();
+    for (size_t i = 2; i < workers.size(); ++i) {
+      const auto& w = workers[i];
       if (w->sessions.load(std::memory_order_relaxed) <
           best->sessions.load(std::memory_order_relaxed)) {
         best = w.get();
@@ -789,8 +791,9 @@ Status HttpServer::Start() {
   const tcp::endpoint endpoint(address, s.options.port);
   const std::string where = (address.is_v6() ? "[" + s.options.address + "]" : s.options.address) +
                             ":" + std::to_string(s.options.port);
-  for (size_t i = 0; i < s.options.threads; ++i)
+  for (size_t i = 0; i < 1 + s.options.threads; ++i) {
     s.workers.push_back(std::make_unique<ServerCore::Worker>());
+  }
   tcp::acceptor& acceptor = s.acceptor.emplace(s.workers.front()->ioc.get_executor());
   const auto fail = [&](std::string_view step) {
     beast::error_code ignored;

@@ -2,8 +2,9 @@
 // library stays inside http_server.cc: callers see only core/http.h types.
 //
 // Behaviour:
-//   - Threading: `threads` I/O threads, each running its own io_context. A new connection is
-//     placed on the thread with the fewest connections and stays there, so its steps never run
+//   - Threading: `threads` I/O threads, each running its own io_context, and one more thread that
+//     only accepts connections. A new connection is placed on the I/O thread with the fewest
+//     connections and stays there, so its steps never run
 //     concurrently (that io_context is its strand) and no thread is woken for another's work:
 //     a request costs one wake-up, not several (see bench/README.md). The handler runs
 //     synchronously on that thread and may block briefly (a durable commit); while it does, the

@@ -696,6 +696,42 @@ TEST_F(HttpServerTest, GracefulStopFinishesInFlightRequests) {
   server->Stop();  // idempotent
 }
 
+// One io_context per I/O thread: a handler that blocks holds up only the connections of its own
+// thread. The second connection goes to the other (less busy) thread and is answered while the
+// first one's handler is still blocked.
+TEST_F(HttpServerTest, BlockedHandlerDoesNotHoldUpConnectionsOfTheOtherThread) {
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  ASSERT_TRUE(router_.Get("/block", [&](const HttpRequest&, const RouteParams&) {
+    entered.set_value();
+    const bool in_time = released.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+    return HttpResponse::Text(200, in_time ? "released" : "timed out");
+  }));
+  auto server = StartServer(Plain());  // 2 threads
+  const uint16_t port = server->port();
+
+  std::promise<Response> blocked_response;
+  std::thread blocked_client([&] {
+    TestClient client(port);
+    Response res;
+    res.result(0);
+    if (!client.Connect()) res = client.Request(http::verb::get, "/block");
+    blocked_response.set_value(std::move(res));
+  });
+  entered.get_future().wait();
+
+  TestClient other(port);
+  ASSERT_FALSE(other.Connect());
+  const Response res = other.Request(http::verb::get, "/healthz");
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body(), "ok");
+
+  release.set_value();
+  blocked_client.join();
+  EXPECT_EQ(blocked_response.get_future().get().body(), "released");
+}
+
 TEST_F(HttpServerTest, DrainTimeoutClosesStragglers) {
   HttpServer::Options options = Plain();
   options.read_timeout = std::chrono::seconds(600);  // the straggler would otherwise stay
